@@ -1,0 +1,1 @@
+"""Neural network modules (stateless): backbones, pyramid, fusion, heads and the MASA adapter."""

@@ -1,0 +1,1 @@
+"""Pure tensor functions shared by tracking and modeling (no state, no nn.Module)."""

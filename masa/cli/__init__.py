@@ -1,0 +1,63 @@
+"""``masa`` command line: ``masa track | eval``.
+
+Each subcommand module provides ``add_<cmd>_subparser(subparsers)`` (which sets ``func``) and
+``run_<cmd>(args) -> int``. Arguments become configs right there; nothing below the CLI sees an
+argparse namespace. User errors are printed as one line (no traceback) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from masa import __version__
+    from masa.cli.eval import add_eval_subparser
+    from masa.cli.track import add_track_subparser
+
+    parser = argparse.ArgumentParser(
+        prog="masa",
+        description="MASA: track any object in any video (Matching Anything by Segmenting Anything).",
+    )
+    parser.add_argument("--version", action="version", version=f"masa {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    add_track_subparser(subparsers)
+    add_eval_subparser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``masa`` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("masa: interrupted; outputs written so far were closed and kept", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        print(f"masa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, ImportError, OSError) as exc:
+        print(f"masa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unexpected failure: still one line unless debugging
+        if os.environ.get("MASA_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"masa {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set MASA_DEBUG=1 to see the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

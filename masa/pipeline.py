@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol
 import torch
 
 from masa.io.frames import Frame
-from masa.io.mot import clip_detections
+from masa.io.mot import clip_detections, detection_frames
 from masa.modeling.embedder import Embedder
 from masa.structures import Detections, Tracks
 
@@ -68,7 +68,7 @@ def given_detections(detections_by_frame: Mapping[int, Detections]) -> Detection
     """A detection source that looks up pre-computed detections by 0-based frame index."""
 
     def source(frame: Frame) -> Detections:
-        return detections_by_frame.get(frame.index, Detections.empty())
+        return detection_frames(detections_by_frame, frame.index)
 
     return source
 

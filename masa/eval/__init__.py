@@ -1,0 +1,33 @@
+"""Evaluation: HOTA / CLEAR / Identity (through TrackEval's metric classes) and TETA.
+
+All ratios are fractions in ``[0, 1]`` (MOTA may be negative); counts are ints.
+:func:`masa.eval.report.format_table` renders fractions as percentages.
+"""
+
+from masa.eval.mot_metrics import (
+    BENCHMARKS,
+    COMBINED,
+    METRIC_FAMILIES,
+    EvalResult,
+    MOTFormatError,
+    box_iou_xywh,
+    evaluate_mot,
+    load_mot_file,
+)
+from masa.eval.report import format_table, to_json
+from masa.eval.teta import FrameBoxes, compute_teta
+
+__all__ = [
+    "BENCHMARKS",
+    "COMBINED",
+    "METRIC_FAMILIES",
+    "EvalResult",
+    "FrameBoxes",
+    "MOTFormatError",
+    "box_iou_xywh",
+    "compute_teta",
+    "evaluate_mot",
+    "format_table",
+    "load_mot_file",
+    "to_json",
+]

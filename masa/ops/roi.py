@@ -60,14 +60,16 @@ def multilevel_roi_align(
     out = features[0].new_zeros(rois.shape[0], channels, output_size, output_size)
     if rois.shape[0] == 0:
         return out
-    rois = rois.to(features[0].dtype)
+    # RoI coordinates stay float32 (fp16 has ~0.5 px resolution near 1024 px); features are pooled
+    # in float32 too and the result is cast back to the features' dtype.
+    rois = rois.float()
     levels = map_roi_levels(rois[:, 1:], num_levels, finest_scale)
     for level in range(num_levels):
         index = (levels == level).nonzero().flatten()
         if index.numel() == 0:
             continue
         pooled = roi_align(
-            features[level],
+            features[level].float(),
             rois[index],
             output_size=output_size,
             spatial_scale=1.0 / strides[level],

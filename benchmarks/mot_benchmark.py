@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         table = {}
         for tracker in trackers:
             res = evaluate_mot(gts, preds[tracker.name], benchmark="MOT15", metrics=("HOTA", "CLEAR", "Identity"))
-            table[tracker.name] = {name: {m: res.summary(name)[m] for m in METRICS} for name in [*gts, "COMBINED"]}
+            table[tracker.name] = {name: {m: res[name][m] for m in METRICS} for name in [*gts, "COMBINED"]}
         results["protocols"][protocol] = table
 
     elapsed = time.perf_counter() - started

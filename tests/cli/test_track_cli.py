@@ -1,0 +1,86 @@
+"""`masa track` end to end: outputs, MOT folders, bad input, adapter checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import json
+import numpy as np
+import pytest
+
+from masa.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "assets" / "tud-campus"
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_track_sample_clip_writes_all_outputs(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["track", str(SAMPLE / "video.mp4"), "--detections", str(SAMPLE / "det.txt"),
+                 "--out", str(out), "--max-frames", "6", "--no-progress"])
+    assert code == 0
+    summary = capsys.readouterr().out
+    assert "6 frames" in summary and "tracks" in summary and "frames/s" in summary
+    rows = np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2)
+    assert rows.shape[1] == 10 and rows[:, 0].min() == 1 and rows[:, 0].max() <= 6
+    assert rows[:, 1].min() >= 1  # MOTChallenge ids are 1-based
+    records = json.loads((out / "tracks.json").read_text())
+    assert len(records) == len(rows)
+    assert {"video_id", "image_id", "track_id", "bbox", "score", "category_id"} <= set(records[0])
+    assert count_frames(out / "video.mp4") == 6
+
+
+def test_track_mot_sequence_uses_its_public_detections(tud_campus, tmp_path):
+    out = tmp_path / "mot"
+    assert main(["track", str(tud_campus), "--out", str(out), "--no-video", "--no-progress"]) == 0
+    rows = np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2)
+    assert not (out / "video.mp4").exists()
+    assert len(rows) > 150  # 322 public detections over 71 frames; most get tracked
+    frames = rows[:, 0].astype(int)
+    assert frames.min() >= 1 and frames.max() <= 71
+    for f in np.unique(frames):  # one row per tracked box: ids unique within a frame
+        ids = rows[frames == f, 1]
+        assert len(np.unique(ids)) == len(ids)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.mp4", "--detections", "x.txt"], "missing.mp4"),
+        (["{video}", "--detections", "{bad_det}"], "line 2"),
+        (["{video}"], "no detections"),
+        (["{video}", "--detections", "{det}", "--max-frames", "0"], "--max-frames"),
+        (["{video}", "--detections", "{det}", "--model", "nope.safetensors"], "nope.safetensors"),
+        (["{garbage}", "--detections", "{det}"], "garbage.mp4"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
+    bad_det = tmp_path / "bad_det.txt"
+    bad_det.write_text("1,-1,10,10,20,20,0.9\n1,-1,abc,10,20,20,0.9\n")
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00not a video" * 100)
+    values = {"video": str(SAMPLE / "video.mp4"), "bad_det": str(bad_det), "det": str(SAMPLE / "det.txt"), "garbage": str(garbage)}
+    argv = ["track", *[a.format(**values) for a in args], "--out", str(tmp_path / "o"), "--no-progress"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_track_with_adapter_checkpoint(tmp_path):
+    from masa.modeling.build import ADAPTER_CONFIGS, build_masa_model, save_masa_checkpoint
+    from dataclasses import replace
+
+    config = replace(ADAPTER_CONFIGS["lite"], channels=32, fc_channels=64, embed_dim=32, detection_heads=False)
+    ckpt = save_masa_checkpoint(build_masa_model(config), config, tmp_path / "adapter.safetensors")
+    out = tmp_path / "adapter_run"
+    code = main(["track", str(SAMPLE / "video.mp4"), "--detections", str(SAMPLE / "det.txt"), "--model", str(ckpt),
+                 "--out", str(out), "--max-frames", "3", "--no-video", "--no-progress"])
+    assert code == 0
+    assert np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2).shape[0] > 0

@@ -185,6 +185,7 @@ class MasaEmbedder:
             ``pad_to=1024`` for SAM).
         device: where the network runs.
         fp16: run under CUDA autocast (float16); ignored on other devices.
+        channels_last: run the backbone in NHWC memory format (faster on CPU, same results).
     """
 
     def __init__(
@@ -193,12 +194,19 @@ class MasaEmbedder:
         preprocess: PreprocessConfig = PreprocessConfig(),
         device: torch.device | str = "cpu",
         fp16: bool = False,
+        channels_last: bool = True,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.preprocess = preprocess
         self.fp16 = bool(fp16) and self.device.type == "cuda"
         self.embedding_dim = model.adapter.embedding_dim
+        # Padding takes the backbone's mean colour, so it normalises to 0 (as SAM/mmdet pad).
+        self._pad_value = getattr(model.backbone, "pixel_mean", torch.zeros(3)).flatten()
+        # NHWC is 2-3x faster for the depthwise convs of EfficientNet-Lite on CPU (same numbers).
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.backbone.to(memory_format=torch.channels_last)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.fp16:
@@ -208,8 +216,9 @@ class MasaEmbedder:
     @contextlib.contextmanager
     def _run(self, image: np.ndarray | Tensor) -> Iterator[tuple[list[Tensor], Preprocessed]]:
         with torch.inference_mode(), self._autocast():
-            pre = preprocess_image(image, self.preprocess, self.device)
-            yield self.model.forward_features(pre.images), pre
+            pre = preprocess_image(image, self.preprocess, self.device, pad_value=self._pad_value)
+            images = pre.images.contiguous(memory_format=torch.channels_last) if self.channels_last else pre.images
+            yield self.model.forward_features(images), pre
 
     @staticmethod
     def _boxes(boxes: Tensor | np.ndarray) -> Tensor:

@@ -115,12 +115,7 @@ class BackboneRoIEmbedder:
         self.embedding_dim = int(sum(backbone.out_channels))
 
     def _preprocess_config(self, height: int, width: int) -> PreprocessConfig:
-        cfg = self.config.preprocess
-        if cfg.max_size is not None and not self.config.upscale:
-            long_edge, short_edge = max(cfg.max_size), min(cfg.max_size)
-            if max(height, width) <= long_edge and min(height, width) <= short_edge:
-                cfg = replace(cfg, max_size=None)  # already fits: keep the frame size
-        return cfg
+        return replace(self.config.preprocess, upscale=self.config.upscale)
 
     def embed(self, image: np.ndarray, boxes: Tensor | np.ndarray) -> Tensor:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
@@ -132,7 +127,9 @@ class BackboneRoIEmbedder:
             return torch.zeros(0, self.embedding_dim, dtype=torch.float32)
         height, width = image.shape[:2]
         with torch.inference_mode():
-            pre = preprocess_image(image, self._preprocess_config(height, width), device=self.device)
+            pre = preprocess_image(
+                image, self._preprocess_config(height, width), device=self.device, pad_value=self.backbone.pixel_mean.flatten()
+            )
             autocast = (
                 torch.autocast("cuda", dtype=torch.float16)
                 if self.config.half and self.device.type == "cuda"

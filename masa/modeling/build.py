@@ -98,12 +98,10 @@ class AdapterConfig:
             raise ValueError(f"AdapterConfig: unknown fields {unknown} (checkpoint from a newer masa?)")
         data = dict(data)
         if isinstance(data.get("preprocess"), dict):
-            pre = data["preprocess"]
-            data["preprocess"] = PreprocessConfig(
-                max_size=None if pre.get("max_size") is None else tuple(pre["max_size"]),
-                size_divisor=pre.get("size_divisor", 32),
-                pad_to=pre.get("pad_to"),
-            )
+            pre = dict(data["preprocess"])
+            if pre.get("max_size") is not None:
+                pre["max_size"] = tuple(pre["max_size"])
+            data["preprocess"] = PreprocessConfig(**pre)
         for key in ("backbone_strides", "roi_strides"):
             if key in data:
                 data[key] = tuple(data[key])
@@ -119,7 +117,7 @@ ADAPTER_CONFIGS: dict[str, AdapterConfig] = {
         channels=128,
         fusion_blocks=1,
         fc_channels=512,
-        preprocess=PreprocessConfig(max_size=(1024, 768), size_divisor=32),
+        preprocess=PreprocessConfig(max_size=(1024, 1024), size_divisor=32, upscale=False),
     ),
     "paper_efficientnet_lite0": AdapterConfig(backbone="efficientnet_lite0", backbone_strides=(4, 8, 16, 32), roi_strides=(4, 8, 16, 32)),
     "paper_resnet50": AdapterConfig(
@@ -257,7 +255,7 @@ def load_official_model(
     adapter = build_adapter_for_official(variant)
     parts = load_official_adapter(adapter, state, variant)
     if variant == "masa_r50":
-        backbone: Backbone = build_resnet50_caffe()
+        backbone: Backbone = build_resnet50_caffe(warn_random_init=False)
         load_strict(backbone, parts.backbone, f"{path} (backbone)")
         backbone.freeze()
     else:

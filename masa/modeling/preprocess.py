@@ -4,7 +4,9 @@ Input frames are ``uint8[H, W, 3]`` RGB numpy arrays (or ``uint8/float (3, H, W)
 The output batch is ``float32[1, 3, H', W']`` RGB in ``[0, 255]``, resized so that the image fits
 in ``max_size = (long side, short side)`` with its aspect ratio kept (mmcv ``Resize(keep_ratio=True)``
 rule), then padded at the bottom/right to a multiple of ``size_divisor`` (or to exactly
-``pad_to`` pixels). Normalisation (mean/std) is done by each backbone, not here.
+``pad_to`` pixels). Normalisation (mean/std) is done by each backbone, not here; padding uses the
+backbone's mean colour (``pad_value``), so padded pixels normalise to 0 as in SAM's and mmdet's
+preprocessing (which pad after normalising).
 
 Boxes in original-frame pixels map to network-input pixels by ``boxes * scale``.
 """
@@ -29,11 +31,14 @@ class PreprocessConfig:
         or ``(1333, 800)`` (GDINO inference); ``None`` keeps the frame size.
     size_divisor: pad height and width up to a multiple of this (32 in MASA).
     pad_to: pad to exactly this square size instead (1024 for SAM); overrides ``size_divisor``.
+    upscale: enlarge frames smaller than ``max_size`` (the authors' pipelines do; off keeps
+        small frames at their size, which saves compute on CPU).
     """
 
     max_size: tuple[int, int] | None = (1024, 1024)
     size_divisor: int = 32
     pad_to: int | None = None
+    upscale: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,16 @@ def rescale_size(height: int, width: int, max_size: tuple[int, int]) -> tuple[tu
     return (int(height * scale + 0.5), int(width * scale + 0.5)), scale
 
 
-def preprocess_image(image: np.ndarray | Tensor, config: PreprocessConfig, device: torch.device | str = "cpu") -> Preprocessed:
-    """Resize (keep ratio) and pad one RGB image; see the module docstring for conventions."""
+def preprocess_image(
+    image: np.ndarray | Tensor,
+    config: PreprocessConfig,
+    device: torch.device | str = "cpu",
+    pad_value: Tensor | tuple[float, float, float] | float = 0.0,
+) -> Preprocessed:
+    """Resize (keep ratio) and pad one RGB image; see the module docstring for conventions.
+
+    ``pad_value``: RGB colour of the padding in [0, 255] (a backbone's ``pixel_mean``).
+    """
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"preprocess_image: expected an RGB image [H, W, 3], got shape {image.shape}")
@@ -72,6 +85,8 @@ def preprocess_image(image: np.ndarray | Tensor, config: PreprocessConfig, devic
     scale = 1.0
     if config.max_size is not None:
         (new_h, new_w), scale = rescale_size(height, width, config.max_size)
+        if scale > 1 and not config.upscale:
+            (new_h, new_w), scale = (height, width), 1.0
         if (new_h, new_w) != (height, width):
             tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
     h, w = tensor.shape[-2:]
@@ -81,5 +96,8 @@ def preprocess_image(image: np.ndarray | Tensor, config: PreprocessConfig, devic
         d = config.size_divisor
         pad_h, pad_w = (-h) % d, (-w) % d
     if pad_h or pad_w:
-        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), value=0.0)
+        padded = tensor.new_empty(1, 3, h + pad_h, w + pad_w)
+        padded[:] = torch.as_tensor(pad_value, dtype=tensor.dtype, device=tensor.device).reshape(-1, 1, 1)
+        padded[:, :, :h, :w] = tensor
+        tensor = padded
     return Preprocessed(images=tensor, scale=float(scale), input_size=(int(h), int(w)))

@@ -130,7 +130,7 @@ def test_embedder_protocol_and_box_scaling():
     # same as running the pieces by hand with boxes scaled to network pixels
     from masa.modeling.preprocess import preprocess_image
 
-    pre = preprocess_image(image, embedder.preprocess)
+    pre = preprocess_image(image, embedder.preprocess, pad_value=model.backbone.pixel_mean.flatten())
     assert pre.scale == pytest.approx(0.96)
     with torch.no_grad():
         fused = model.forward_features(pre.images)

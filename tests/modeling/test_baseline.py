@@ -17,7 +17,7 @@ from masa.modeling.baseline import (
     build_baseline_embedder,
 )
 from masa.modeling.embedder import Embedder
-from masa.modeling.preprocess import PreprocessConfig
+from masa.modeling.preprocess import PreprocessConfig, preprocess_image
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,8 @@ def test_boxes_follow_the_preprocessing_scale() -> None:
     small = frame[::4, ::4].copy()
     out_small = embedder.embed(small, boxes / 4)
     assert torch.allclose(out_small, out, atol=1e-3)
-    assert embedder._preprocess_config(384, 512).max_size is None
+    pre = preprocess_image(small, embedder._preprocess_config(*small.shape[:2]))
+    assert pre.scale == 1.0 and pre.input_size == small.shape[:2]
 
 
 def test_upscale_option_resizes_small_frames() -> None:

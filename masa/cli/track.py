@@ -42,6 +42,12 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
         "default: off-the-shelf features of --appearance",
     )
     parser.add_argument(
+        "--sam-checkpoint",
+        type=Path,
+        help="original SAM checkpoint (e.g. sam_vit_b_01ec64.pth) for an official SAM-MASA --model file "
+        "that does not hold the SAM image-encoder weights",
+    )
+    parser.add_argument(
         "--appearance",
         default="efficientnet_lite0",
         help="backbone whose raw RoI features embed the boxes when --model is not given (default efficientnet_lite0)",
@@ -122,7 +128,9 @@ def run_track(args: argparse.Namespace) -> int:
         dets_by_frame, note = normalize_scores(dets_by_frame, args.score_norm)
         if note:
             print(f"masa track: {note} (--score-norm)", file=sys.stderr)
-        embedder = build_embedder(model=args.model, appearance=args.appearance, device=device, fp16=args.fp16)
+        embedder = build_embedder(
+            model=args.model, appearance=args.appearance, device=device, fp16=args.fp16, sam_checkpoint=args.sam_checkpoint
+        )
         pipeline = TrackingPipeline(
             embedder, _build_tracker(args), given_detections(dets_by_frame), min_score=args.min_score
         )

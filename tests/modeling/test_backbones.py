@@ -337,3 +337,17 @@ def test_load_strict_reports_keys_and_shapes() -> None:
     good = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
     load_strict(module, good.state_dict(), "good weights")
     assert torch.equal(module[0].weight, good[0].weight)
+
+
+def test_efficientnet_lite_fold_batchnorm_keeps_outputs() -> None:
+    import copy
+
+    from masa.modeling.backbones import build_efficientnet_lite0
+
+    backbone = build_efficientnet_lite0(out_strides=(4, 8, 16, 32))
+    folded = copy.deepcopy(backbone).fold_batchnorm()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    images = torch.rand(1, 3, 96, 128) * 255
+    with torch.inference_mode():
+        for a, b in zip(backbone(images), folded(images)):
+            torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)

@@ -292,6 +292,30 @@ class EfficientNetLite(Backbone):
                 outputs.append(x)
         return outputs
 
+    def fold_batchnorm(self) -> "EfficientNetLite":
+        """Fold every BatchNorm into the convolution before it, in place (inference only).
+
+        A frozen backbone's BatchNorm is a fixed affine map, so ``conv -> bn`` becomes one conv
+        with a bias: the same outputs (to float rounding) for ~10% less CPU time. The state dict
+        changes (no ``_bn*`` entries, conv biases), so fold after loading weights, never before
+        saving them. Only for frozen models.
+        """
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        if not self.frozen:
+            raise RuntimeError("fold_batchnorm: only a frozen (eval) backbone can fold its BatchNorm")
+        pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
+        for block in self._blocks:
+            if block.has_expand:
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        for owner, conv_name, bn_name in pairs:
+            bn = getattr(owner, bn_name)
+            if isinstance(bn, nn.BatchNorm2d):
+                setattr(owner, conv_name, fuse_conv_bn_eval(getattr(owner, conv_name), bn))
+                setattr(owner, bn_name, nn.Identity())
+        return self
+
     def classify(self, images: Tensor) -> Tensor:
         """ImageNet logits ``float[B, 1000]`` for ``images`` ``float[B, 3, H, W]`` RGB in [0, 255]."""
         x = F.relu6(self._bn0(self._conv_stem(self.normalize(images))))

@@ -57,12 +57,6 @@ class RunStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def summary(self) -> str:
-        return (
-            f"{self.frames} frames, {len(self.track_ids)} tracks, {self.boxes} tracked boxes, "
-            f"{self.fps:.1f} frames/s"
-        )
-
 
 def given_detections(detections_by_frame: Mapping[int, Detections]) -> DetectionSource:
     """A detection source that looks up pre-computed detections by 0-based frame index."""

@@ -80,6 +80,8 @@ def _seq_name(gt_path: Path) -> str:
     # <seq>/gt/gt.txt -> <seq>
     if gt_path.name == "gt.txt" and gt_path.parent.name == "gt":
         return gt_path.resolve().parent.parent.name
+    if gt_path.stem == "gt":  # e.g. assets/tud-campus/gt.txt: the folder names the sequence
+        return gt_path.resolve().parent.name
     return gt_path.stem
 
 

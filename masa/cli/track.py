@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -143,6 +144,7 @@ def run_track(args: argparse.Namespace) -> int:
         total = source.num_frames
         if args.max_frames is not None and total is not None:
             total = min(total, args.max_frames)
+        started = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc="masa track", disable=args.no_progress, file=sys.stderr)
         stack.callback(bar.close)
         for result in pipeline.run(source):
@@ -152,7 +154,12 @@ def run_track(args: argparse.Namespace) -> int:
                 video.write(draw_tracks(result.frame.image, result.tracks))
             bar.update(1)
     stats = pipeline.stats
+    wall = time.perf_counter() - started
     skipped = f", {len(source.skipped)} unreadable frames skipped" if source.skipped else ""
     outputs = "tracks.txt, tracks.json" + ("" if args.no_video else ", video.mp4")
-    print(f"masa track: {stats.summary()}{skipped}; detections {det_path}; wrote {outputs} to {args.out}")
+    print(
+        f"masa track: {stats.frames} frames, {len(stats.track_ids)} tracks, {stats.boxes} tracked boxes, "
+        f"{stats.frames / wall if wall > 0 else 0:.1f} frames/s end to end ({stats.fps:.1f} frames/s "
+        f"embedding + tracking){skipped}; detections {det_path}; wrote {outputs} to {args.out}"
+    )
     return 0

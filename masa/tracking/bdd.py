@@ -35,6 +35,7 @@ from torch import Tensor
 
 from masa.structures import Detections, Tracks
 from masa.tracking.memory import (
+    start_and_remember,
     BackdropFrame,
     TrackBank,
     TrackMemory,
@@ -235,23 +236,20 @@ class MasaBDDTracker:
                 suppress_conf_thresh=cfg.suppress_conf_thresh,
             )
 
-        new = (ids == -1) & (scores > cfg.init_score_thresh)
-        num_new = int(new.sum())
-        ids[new] = torch.arange(self._next_id, self._next_id + num_new, device=device)
-        self._next_id += num_new
-
-        tracked = ids >= 0
-        bank.update(
-            ids[tracked],
-            boxes[tracked],
-            labels[tracked],
-            scores[tracked],
-            embeds[tracked],
+        tracked, self._next_id = start_and_remember(
+            bank,
+            ids,
+            scores,
+            boxes,
+            labels,
+            embeds,
+            next_id=self._next_id,
+            init_score_thresh=cfg.init_score_thresh,
             frame_index=frame,
             momentum=cfg.momentum,
+            memory_frames=cfg.memory_frames,
         )
         self._push_backdrops(ids, boxes, labels, embeds, frame)
-        bank.expire(frame, cfg.memory_frames)
         return tracks_from_rows(detections, rows[tracked], ids[tracked])
 
     def _push_backdrops(self, ids: Tensor, boxes: Tensor, labels: Tensor, embeds: Tensor, frame: int) -> None:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from masa.structures import Detections, Tracks
 
-__all__ = ["TrackMemory", "BackdropFrame", "TrackBank", "check_frame_input", "tracks_from_rows"]
+__all__ = ["TrackMemory", "BackdropFrame", "TrackBank", "check_frame_input", "tracks_from_rows", "start_and_remember"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,6 +223,43 @@ def check_frame_input(
         bad = int((~torch.isfinite(embeddings)).any(dim=1).nonzero()[0])
         raise ValueError(f"detections.embeddings: row {bad} is not finite")
     return frame, embeddings.to(detections.boxes.device)
+
+
+def start_and_remember(
+    bank: "TrackBank",
+    ids: Tensor,
+    scores: Tensor,
+    boxes: Tensor,
+    labels: Tensor,
+    embeds: Tensor,
+    *,
+    next_id: int,
+    init_score_thresh: float,
+    frame_index: int,
+    momentum: float,
+    memory_frames: int,
+) -> tuple[Tensor, int]:
+    """The end of a frame, shared by both trackers (rows in score order).
+
+    Unmatched rows (``ids == -1``) scoring ``> init_score_thresh`` get new ids ``next_id, ...`` in
+    place; every row with an id is written to ``bank`` (momentum update); tracks unseen for
+    ``memory_frames`` frames expire. Returns the ``bool[N]`` mask of tracked rows and the next id.
+    """
+    new = (ids == -1) & (scores > init_score_thresh)
+    num_new = int(new.sum())
+    ids[new] = torch.arange(next_id, next_id + num_new, device=ids.device)
+    tracked = ids >= 0
+    bank.update(
+        ids[tracked],
+        boxes[tracked],
+        labels[tracked],
+        scores[tracked],
+        embeds[tracked],
+        frame_index=frame_index,
+        momentum=momentum,
+    )
+    bank.expire(frame_index, memory_frames)
+    return tracked, next_id + num_new
 
 
 def tracks_from_rows(detections: Detections, rows: Tensor, ids: Tensor) -> Tracks:

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 import torch
 
 from masa.structures import Detections, Tracks
-from masa.tracking.memory import TrackBank, TrackMemory, check_finite, check_frame_input, check_int, tracks_from_rows
+from masa.tracking.memory import (
+    TrackBank,
+    TrackMemory,
+    check_finite,
+    check_frame_input,
+    check_int,
+    start_and_remember,
+    tracks_from_rows,
+)
 from masa.tracking.similarity import bisoftmax_cosine_scores, center_distance_gate, greedy_assign, overlaps_earlier
 
 __all__ = ["TaoTrackerConfig", "MasaTaoTracker"]
@@ -239,20 +247,17 @@ class MasaTaoTracker:
                 obj_score_thresh=cfg.obj_score_thresh,
             )
 
-        new = (ids == -1) & (scores > cfg.init_score_thresh)
-        num_new = int(new.sum())
-        ids[new] = torch.arange(self._next_id, self._next_id + num_new, device=device)
-        self._next_id += num_new
-
-        tracked = ids >= 0
-        bank.update(
-            ids[tracked],
-            boxes[tracked],
-            labels[tracked],
-            scores[tracked],
-            embeds[tracked],
+        tracked, self._next_id = start_and_remember(
+            bank,
+            ids,
+            scores,
+            boxes,
+            labels,
+            embeds,
+            next_id=self._next_id,
+            init_score_thresh=cfg.init_score_thresh,
             frame_index=frame,
             momentum=cfg.momentum,
+            memory_frames=cfg.memory_frames,
         )
-        bank.expire(frame, cfg.memory_frames)
         return tracks_from_rows(detections, rows[tracked], ids[tracked])

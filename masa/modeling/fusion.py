@@ -237,13 +237,10 @@ class DeformFusionBlock(nn.Module):
         return outs
 
 
-class DeformFusion(nn.Module):
-    """MASA's ``DeformFusion``: ``num_blocks`` :class:`DeformFusionBlock` s in sequence.
+class _FusionStack(nn.Module):
+    """``num_blocks`` fusion blocks of ``block_class`` in sequence, under ``dyhead_blocks`` (official keys)."""
 
-    ``forward(feats)``: list of ``L`` maps ``(B, C, H_l, W_l)`` -> list of ``L`` maps of the same shapes.
-    Keys: ``dyhead_blocks.{b}.spatial_conv_offset.{weight,bias}``,
-    ``dyhead_blocks.{b}.spatial_conv_{high,mid,low}.conv.weight``, ``....norm.{weight,bias}``.
-    """
+    block_class: type[nn.Module]
 
     def __init__(self, channels: int = 256, num_blocks: int = 3, official_flat_read: bool = True) -> None:
         super().__init__()
@@ -251,14 +248,25 @@ class DeformFusion(nn.Module):
         self.num_blocks = int(num_blocks)
         self.official_flat_read = official_flat_read
         self.dyhead_blocks = nn.ModuleList(
-            DeformFusionBlock(channels, official_flat_read=official_flat_read) for _ in range(num_blocks)
+            self.block_class(channels, official_flat_read=official_flat_read) for _ in range(num_blocks)
         )
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
-        out = list(feats)
+        out = list(feats)  # L maps (B, C, H_l, W_l)
         for block in self.dyhead_blocks:
             out = block(out)
         return out
+
+
+class DeformFusion(_FusionStack):
+    """MASA's ``DeformFusion``: ``num_blocks`` :class:`DeformFusionBlock` s in sequence.
+
+    ``forward(feats)``: list of ``L`` maps ``(B, C, H_l, W_l)`` -> list of ``L`` maps of the same shapes.
+    Keys: ``dyhead_blocks.{b}.spatial_conv_offset.{weight,bias}``,
+    ``dyhead_blocks.{b}.spatial_conv_{high,mid,low}.conv.weight``, ``....norm.{weight,bias}``.
+    """
+
+    block_class = DeformFusionBlock
 
 
 class DyHeadBlock(nn.Module):
@@ -318,7 +326,7 @@ class DyHeadBlock(nn.Module):
         return outs
 
 
-class DyHead(nn.Module):
+class DyHead(_FusionStack):
     """mmdet's ``DyHead`` neck: ``num_blocks`` :class:`DyHeadBlock` s in sequence (SAM variants).
 
     ``forward(feats)``: list of ``L`` maps ``(B, C, H_l, W_l)`` -> list of ``L`` maps of the same shapes.
@@ -327,17 +335,4 @@ class DyHead(nn.Module):
     ``dyhead_blocks.{b}.task_attn_module.conv{1,2}.conv.{weight,bias}``.
     """
 
-    def __init__(self, channels: int = 256, num_blocks: int = 3, official_flat_read: bool = True) -> None:
-        super().__init__()
-        self.channels = int(channels)
-        self.num_blocks = int(num_blocks)
-        self.official_flat_read = official_flat_read
-        self.dyhead_blocks = nn.ModuleList(
-            DyHeadBlock(channels, official_flat_read=official_flat_read) for _ in range(num_blocks)
-        )
-
-    def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
-        out = list(feats)
-        for block in self.dyhead_blocks:
-            out = block(out)
-        return out
+    block_class = DyHeadBlock

@@ -507,6 +507,14 @@ class _PyAVSource(FrameSource):
         ctx = self._stream.codec_context
         return (int(ctx.height), int(ctx.width)) if ctx.width and ctx.height else None
 
+    def _bad_packet(self, index: int, errors: int, what: str, exc: Exception) -> bool:
+        """Skip frame ``index`` (a packet that failed to ``what``); True after too many errors in a row."""
+        self._skip(index, f"cannot {what} packet: {_first_line(exc)}")
+        if errors >= _MAX_CONSECUTIVE_ERRORS:
+            warnings.warn(f"{self.name}: giving up after {errors} consecutive {what} errors", RuntimeWarning)
+            return True
+        return False
+
     def _frames(self) -> Iterator[Frame]:
         import av
 
@@ -530,10 +538,9 @@ class _PyAVSource(FrameSource):
             except (av.error.FFmpegError, OSError) as exc:
                 # The demuxer lost the stream (corrupt data or a dropped connection): try to resync.
                 errors += 1
-                self._skip(index, f"cannot read packet: {_first_line(exc)}")
+                give_up = self._bad_packet(index, errors, "read", exc)
                 index += 1
-                if errors >= _MAX_CONSECUTIVE_ERRORS:
-                    warnings.warn(f"{self.name}: giving up after {errors} consecutive read errors", RuntimeWarning)
+                if give_up:
                     return
                 packets = container.demux(stream)
                 continue
@@ -544,10 +551,9 @@ class _PyAVSource(FrameSource):
             except (av.error.FFmpegError, ValueError) as exc:
                 errors += 1
                 # One video packet holds one frame: count it so later indices stay aligned.
-                self._skip(index, f"cannot decode packet: {_first_line(exc)}")
+                give_up = self._bad_packet(index, errors, "decode", exc)
                 index += 1
-                if errors >= _MAX_CONSECUTIVE_ERRORS:
-                    warnings.warn(f"{self.name}: giving up after {errors} consecutive decode errors", RuntimeWarning)
+                if give_up:
                     return
                 continue
             for frame in decoded:

@@ -9,8 +9,9 @@ Conventions: boxes are xyxy float32 in original-frame pixels; ``frame.index`` is
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 import torch
 

@@ -20,8 +20,9 @@ Containers are immutable dataclasses: indexing and ``cat`` build new objects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -304,7 +305,7 @@ class Tracks(_Instances):
         return {"ids": torch.zeros(0, dtype=torch.int64)}
 
     @classmethod
-    def from_detections(cls, detections: Detections, ids: Tensor, det_index: Tensor | None = None) -> "Tracks":
+    def from_detections(cls, detections: Detections, ids: Tensor, det_index: Tensor | None = None) -> Tracks:
         """Wrap ``detections`` (all rows) with track ``ids``; ``det_index`` defaults to ``arange(N)``."""
         if det_index is None:
             det_index = torch.arange(len(detections))

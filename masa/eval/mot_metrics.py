@@ -56,7 +56,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +103,7 @@ _NUM_COLS = 9
 MAX_FRAME = 1_000_000
 _DEFAULTS = {COL_CONF: 1.0, COL_CLASS: -1.0, COL_VIS: -1.0}
 
-Source = Union[str, os.PathLike, np.ndarray, None]
+Source = str | os.PathLike | np.ndarray | None
 
 
 class MOTFormatError(ValueError):

@@ -31,9 +31,10 @@ import configparser
 import re
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -258,7 +259,7 @@ class FrameSource(ABC):
         """Release the file / device. Idempotent."""
         self._closed = True
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -511,7 +512,7 @@ class _PyAVSource(FrameSource):
         """Skip frame ``index`` (a packet that failed to ``what``); True after too many errors in a row."""
         self._skip(index, f"cannot {what} packet: {_first_line(exc)}")
         if errors >= _MAX_CONSECUTIVE_ERRORS:
-            warnings.warn(f"{self.name}: giving up after {errors} consecutive {what} errors", RuntimeWarning)
+            warnings.warn(f"{self.name}: giving up after {errors} consecutive {what} errors", RuntimeWarning, stacklevel=2)
             return True
         return False
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -290,7 +291,7 @@ class JsonResultWriter(_JsonListWriter):
             records.append(record)
         self._write_records(records)
 
-    def __enter__(self) -> "JsonResultWriter":
+    def __enter__(self) -> JsonResultWriter:
         return self
 
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -306,7 +307,7 @@ class MotResultWriter:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "MotResultWriter":
+    def __enter__(self) -> MotResultWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

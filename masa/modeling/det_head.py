@@ -31,8 +31,9 @@ Keys: ``rpn_conv``, ``rpn_cls``, ``rpn_reg`` (RPN); ``shared_convs.{i}.conv.weig
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -510,7 +511,7 @@ class RoIBoxHead(nn.Module):
             raise ValueError(f"RoIBoxHead.loss: {len(proposals)} proposal sets for {len(gt_boxes)} ground-truth sets")
         device = features[0].device
         rois, labels, targets, pos_masks = [], [], [], []
-        for i, (props, gts) in enumerate(zip(proposals, gt_boxes)):
+        for props, gts in zip(proposals, gt_boxes):
             props = props[:, :4].detach().float().to(device)
             gts = gts.float().to(device).reshape(-1, 4)
             ious = box_iou(gts, props) if gts.numel() and props.numel() else props.new_zeros(gts.shape[0], props.shape[0])

@@ -41,7 +41,7 @@ numerically against mmcv on a GPU yet.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -16,7 +16,8 @@ Sub-module names reproduce the authors' state-dict keys (``fpn1.0.weight``,
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn

@@ -44,8 +44,6 @@ kernel otherwise (CUDA).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -53,10 +51,10 @@ from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 
 __all__ = ["modulated_deform_conv2d", "deform_conv2d_auto"]
 
-IntPair = Union[int, Tuple[int, int]]
+IntPair = int | tuple[int, int]
 
 
-def _pair(v: IntPair) -> Tuple[int, int]:
+def _pair(v: IntPair) -> tuple[int, int]:
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"expected an int or a pair, got {v!r}")
@@ -67,9 +65,9 @@ def _pair(v: IntPair) -> Tuple[int, int]:
 def modulated_deform_conv2d(
     input: Tensor,
     offset: Tensor,
-    mask: Optional[Tensor],
+    mask: Tensor | None,
     weight: Tensor,
-    bias: Optional[Tensor] = None,
+    bias: Tensor | None = None,
     stride: IntPair = 1,
     padding: IntPair = 1,
     dilation: IntPair = 1,
@@ -125,12 +123,12 @@ def modulated_deform_conv2d(
 def _modulated_deform_conv2d(
     input: Tensor,
     offset: Tensor,
-    mask: Optional[Tensor],
+    mask: Tensor | None,
     weight: Tensor,
-    bias: Optional[Tensor],
-    stride: Tuple[int, int],
-    padding: Tuple[int, int],
-    dilation: Tuple[int, int],
+    bias: Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
     out_h: int,
     out_w: int,
 ) -> Tensor:
@@ -203,11 +201,11 @@ def deform_conv2d_auto(
     input: Tensor,
     offset: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor] = None,
+    bias: Tensor | None = None,
     stride: IntPair = 1,
     padding: IntPair = 0,
     dilation: IntPair = 1,
-    mask: Optional[Tensor] = None,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """``torchvision.ops.deform_conv2d`` (same signature): :func:`modulated_deform_conv2d` on CPU.
 

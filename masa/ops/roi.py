@@ -8,7 +8,7 @@ mmcv's ``RoIAlign`` default (``pool_mode='avg'``, ``aligned=True``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

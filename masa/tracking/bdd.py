@@ -27,21 +27,22 @@ keep a per-track velocity (a running mean of box motion) that nothing reads; it 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from masa.structures import Detections, Tracks
 from masa.tracking.memory import (
-    start_and_remember,
     BackdropFrame,
     TrackBank,
     TrackMemory,
     check_finite,
     check_frame_input,
     check_int,
+    start_and_remember,
     tracks_from_rows,
 )
 from masa.tracking.similarity import (
@@ -134,7 +135,7 @@ class BddTrackerConfig:
             raise ValueError(f"match_metric must be one of {sorted(_METRICS)}, got {self.match_metric!r}")
 
     @classmethod
-    def bdd_benchmark(cls) -> "BddTrackerConfig":
+    def bdd_benchmark(cls) -> BddTrackerConfig:
         """The authors' BDD100K MOT/MOTS test configs: init 0.5, obj 0.3, match 0.6, rest default."""
         return cls(init_score_thresh=0.5, obj_score_thresh=0.3, match_score_thresh=0.6)
 

@@ -226,7 +226,7 @@ def check_frame_input(
 
 
 def start_and_remember(
-    bank: "TrackBank",
+    bank: TrackBank,
     ids: Tensor,
     scores: Tensor,
     boxes: Tensor,

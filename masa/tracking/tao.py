@@ -118,7 +118,7 @@ class TaoTrackerConfig:
         return 100 / self.fps
 
     @classmethod
-    def plug_and_play(cls) -> "TaoTrackerConfig":
+    def plug_and_play(cls) -> TaoTrackerConfig:
         """The demo / plug-and-play configs (``masa_gdino_swinb_inference.py``, ``*_plug_and_play.py``):
         init 0.1, obj 0.01, match 0.5, memory 10, momentum 0.8, distance gate 100 px at 30 fps."""
         return cls(
@@ -132,7 +132,7 @@ class TaoTrackerConfig:
         )
 
     @classmethod
-    def tao_benchmark(cls) -> "TaoTrackerConfig":
+    def tao_benchmark(cls) -> TaoTrackerConfig:
         """The TAO TETA / open-vocabulary test configs: init 1e-4, obj 1e-4, match 0.5, memory 10,
         momentum 0.8, no distance gate, fps 1."""
         return cls(

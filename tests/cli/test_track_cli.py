@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
-import json
 import numpy as np
 import pytest
 
@@ -74,8 +74,9 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
 
 
 def test_track_with_adapter_checkpoint(tmp_path):
-    from masa.modeling.build import ADAPTER_CONFIGS, build_masa_model, save_masa_checkpoint
     from dataclasses import replace
+
+    from masa.modeling.build import ADAPTER_CONFIGS, build_masa_model, save_masa_checkpoint
 
     config = replace(ADAPTER_CONFIGS["lite"], channels=32, fc_channels=64, embed_dim=32, detection_heads=False)
     ckpt = save_masa_checkpoint(build_masa_model(config), config, tmp_path / "adapter.safetensors")

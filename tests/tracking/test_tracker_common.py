@@ -6,7 +6,7 @@ are the authors' defaults (init 0.8, obj 0.5, match 0.5, memory 10 frames, momen
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest

@@ -8,8 +8,8 @@ arguments go to the underlying builder (e.g. ``BACKBONE_BUILDERS["sam_vit_b"](ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from masa.modeling.backbones.base import IMAGENET_MEAN, IMAGENET_STD, Backbone, freeze
 from masa.modeling.backbones.efficientnet_lite import EfficientNetLite, build_efficientnet_lite

@@ -7,7 +7,7 @@ kept as non-persistent buffers) and returns a list of feature maps, finest first
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -66,12 +66,12 @@ class Backbone(nn.Module):
             raise ValueError(f"{type(self).__name__}: expected images (B, 3, H, W), got {list(images.shape)}")
         return (images - self.pixel_mean) / self.pixel_std
 
-    def freeze(self) -> "Backbone":
+    def freeze(self) -> Backbone:
         """Freeze all parameters and keep eval mode (call after loading weights)."""
         self.frozen = True
         freeze(self)
         return self
 
-    def train(self, mode: bool = True) -> "Backbone":
+    def train(self, mode: bool = True) -> Backbone:
         # A frozen backbone ignores train(): its BatchNorm/Dropout stay in inference behaviour.
         return super().train(False if self.frozen else mode)

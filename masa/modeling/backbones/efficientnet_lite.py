@@ -62,9 +62,10 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -292,7 +293,7 @@ class EfficientNetLite(Backbone):
                 outputs.append(x)
         return outputs
 
-    def fold_batchnorm(self) -> "EfficientNetLite":
+    def fold_batchnorm(self) -> EfficientNetLite:
         """Fold every BatchNorm into the convolution before it, in place (inference only).
 
         A frozen backbone's BatchNorm is a fixed affine map, so ``conv -> bn`` becomes one conv

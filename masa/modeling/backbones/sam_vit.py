@@ -13,10 +13,10 @@ ones (``sam_vit_b_01ec64_mmdet.pth``, encoder keys ``backbone.*``, possibly unde
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Mapping
 
 from torch import Tensor, nn
 

@@ -6,24 +6,48 @@ Embeddings are precomputed, so only the tracker is timed. Single thread, CPU.
 
     .venv/bin/python benchmarks/tracker_speed.py            # 200 timed frames per case
     .venv/bin/python benchmarks/tracker_speed.py --quick    # 30 timed frames per case
+
+Before/after a change of ``masa/tracking``, side by side in one process (both versions use this
+checkout's ``masa.structures`` and ``masa.ops``; only the tracker code differs)::
+
+    git worktree add /tmp/masa_before HEAD          # the committed code, read-only
+    .venv/bin/python benchmarks/tracker_speed.py --compare-with /tmp/masa_before --rounds 5
+
+Each round runs every case with one tracker of each version side by side: every frame goes to
+both, back to back, which one first alternating between frames, so that load from other jobs hits
+both alike. Medians are over the timed frames of all rounds; the last column is the median of the
+per-frame ratios. Before timing, the two versions' outputs (ids, ``det_index``) are checked to be
+identical on every benchmark video.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
 
 import torch
 
-from masa.structures import Detections
-from masa.tracking import BddTrackerConfig, MasaBDDTracker, MasaTaoTracker, TaoTrackerConfig
+import masa
+import masa.tracking
+from masa.structures import Detections, Tracks
 
 EMBED_DIM = 256
 IMAGE_SIZE = (1280.0, 720.0)
+
+
+class Tracker(Protocol):
+    """What is timed: either tracker, of either version."""
+
+    def update(self, detections: Detections, frame_index: int) -> Tracks: ...
 
 
 def synthetic_video(num_objects: int, num_frames: int, seed: int = 0) -> list[Detections]:
@@ -49,9 +73,49 @@ def synthetic_video(num_objects: int, num_frames: int, seed: int = 0) -> list[De
     return frames
 
 
-def time_tracker(
-    make: Callable[[], MasaTaoTracker | MasaBDDTracker], frames: list[Detections], warmup: int
-) -> list[float]:
+# Timed cases: name -> tracker factory, given the ``masa.tracking`` module to build it from.
+CASES: dict[str, Callable[[ModuleType], Tracker]] = {
+    "MasaTaoTracker (default)": lambda m: m.MasaTaoTracker(m.TaoTrackerConfig()),
+    "MasaTaoTracker (plug_and_play, gate on)": lambda m: m.MasaTaoTracker(m.TaoTrackerConfig.plug_and_play()),
+    "MasaBDDTracker (default)": lambda m: m.MasaBDDTracker(m.BddTrackerConfig()),
+}
+
+
+def load_tracking_from(root: Path) -> ModuleType:
+    """Import ``root/masa/tracking`` as a second, independent copy of ``masa.tracking``.
+
+    The copy's own ``from masa.tracking.x import ...`` lines resolve inside ``root`` while it
+    loads; ``masa.structures`` and ``masa.ops`` stay this checkout's. Afterwards ``sys.modules``
+    and ``masa.tracking`` point at this checkout's package again.
+    """
+    package_dir = root / "masa" / "tracking"
+    if not (package_dir / "__init__.py").is_file():
+        raise SystemExit(f"--compare-with: no masa/tracking/__init__.py under {root}")
+
+    def ours(name: str) -> bool:
+        return name == "masa.tracking" or name.startswith("masa.tracking.")
+
+    saved = {name: module for name, module in sys.modules.items() if ours(name)}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "masa.tracking", package_dir / "__init__.py", submodule_search_locations=[str(package_dir)]
+        )
+        assert spec is not None and spec.loader is not None
+        other = importlib.util.module_from_spec(spec)
+        sys.modules["masa.tracking"] = other
+        spec.loader.exec_module(other)
+    finally:
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        masa.tracking = saved["masa.tracking"]
+    assert other is not masa.tracking and Path(other.__file__).resolve().is_relative_to(root.resolve())
+    return other
+
+
+def time_tracker(make: Callable[[], Tracker], frames: list[Detections], warmup: int) -> list[float]:
     """Seconds per ``update()`` call for the frames after ``warmup``."""
     tracker = make()
     times = []
@@ -69,31 +133,85 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="30 timed frames per case instead of 200")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200], help="detections per frame")
-    args = parser.parse_args()
+def same_outputs(a: Tracker, b: Tracker, frames: list[Detections]) -> bool:
+    """Whether two trackers give the same ids and ``det_index`` on every frame."""
+    for index, detections in enumerate(frames):
+        x, y = a.update(detections, index), b.update(detections, index)
+        if not (torch.equal(x.ids, y.ids) and torch.equal(x.det_index, y.det_index)):
+            return False
+    return True
 
-    torch.set_num_threads(1)
-    warmup, timed = (5, 30) if args.quick else (20, 200)
-    trackers: dict[str, Callable[[], MasaTaoTracker | MasaBDDTracker]] = {
-        "MasaTaoTracker (default)": lambda: MasaTaoTracker(TaoTrackerConfig()),
-        "MasaTaoTracker (plug_and_play, gate on)": lambda: MasaTaoTracker(TaoTrackerConfig.plug_and_play()),
-        "MasaBDDTracker (default)": lambda: MasaBDDTracker(BddTrackerConfig()),
-    }
+
+def print_machine(warmup: int, timed: int) -> None:
     print(f"platform: {platform.platform()} | python {platform.python_version()} | "
           f"cpu count {os.cpu_count()} | torch {torch.__version__} | threads {torch.get_num_threads()}")
     print(f"processor: {platform.processor() or platform.machine()}")
     print(f"frames: {warmup} warm-up + {timed} timed per case, D={EMBED_DIM}\n")
+
+
+def run_single(sizes: list[int], warmup: int, timed: int) -> None:
     print("| tracker | N dets/frame | median ms | p90 ms |")
     print("|---|---:|---:|---:|")
-    for n in args.sizes:
+    for n in sizes:
         frames = synthetic_video(n, warmup + timed, seed=n)
-        for name, make in trackers.items():
-            times = time_tracker(make, frames, warmup)
+        for name, make in CASES.items():
+            times = time_tracker(lambda make=make: make(masa.tracking), frames, warmup)
             print(f"| {name} | {n} | {1e3 * statistics.median(times):.2f} | {1e3 * percentile(times, 0.9):.2f} |",
                   flush=True)
+
+
+def run_compare(other_root: Path, sizes: list[int], warmup: int, timed: int, rounds: int) -> None:
+    before = load_tracking_from(other_root)
+    versions = {"before": before, "after": masa.tracking}
+    print(f"before: {Path(before.__file__).parent} | after: {Path(masa.tracking.__file__).parent}")
+    print(f"rounds: {rounds}; every frame timed with both versions back to back, order alternating\n")
+    videos = {n: synthetic_video(n, warmup + timed, seed=n) for n in sizes}
+    for n, frames in videos.items():
+        for name, make in CASES.items():
+            if not same_outputs(make(before), make(masa.tracking), frames):
+                raise SystemExit(f"outputs differ: {name}, N={n}")
+    print("outputs (ids, det_index) identical on every benchmark video\n")
+    times: dict[tuple[str, int, str], list[float]] = {}
+    for r in range(rounds):
+        for n, frames in videos.items():
+            for name, make in CASES.items():
+                trackers = {version: make(module) for version, module in versions.items()}
+                for index, detections in enumerate(frames):
+                    # Both versions see the same frame back to back, first one then the other.
+                    order = ("before", "after") if (r + index) % 2 == 0 else ("after", "before")
+                    for version in order:
+                        start = time.perf_counter()
+                        trackers[version].update(detections, index)
+                        elapsed = time.perf_counter() - start
+                        if index >= warmup:
+                            times.setdefault((name, n, version), []).append(elapsed)
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    print("| tracker | N dets/frame | before median ms | after median ms | after / before | median per-frame ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        for name in CASES:
+            old, new = times[(name, n, "before")], times[(name, n, "after")]  # same frames, same order
+            paired = statistics.median(b / a for a, b in zip(old, new))
+            old_ms, new_ms = 1e3 * statistics.median(old), 1e3 * statistics.median(new)
+            print(f"| {name} | {n} | {old_ms:.2f} | {new_ms:.2f} | {new_ms / old_ms:.3f} | {paired:.3f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30 timed frames per case instead of 200")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200], help="detections per frame")
+    parser.add_argument("--compare-with", type=Path, metavar="PATH",
+                        help="a checkout (e.g. a git worktree) whose masa/tracking is timed against this one")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds with --compare-with")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    warmup, timed = (5, 30) if args.quick else (20, 200)
+    print_machine(warmup, timed)
+    if args.compare_with is None:
+        run_single(args.sizes, warmup, timed)
+    else:
+        run_compare(args.compare_with, args.sizes, warmup, timed, args.rounds)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""The per-video predictor: frames -> detections -> embeddings -> tracker -> tracks.
+"""The one way to assemble the system: :func:`build_pipeline` from a :class:`PipelineConfig`.
 
-``TrackingPipeline`` owns one video's state (the tracker memory); the models it calls are
-stateless. Frames are processed one at a time (streaming); nothing is buffered.
+``frames -> detections (given, or the adapter's own head) -> MasaPredictor (embeddings) -> tracker
+-> sinks (MOT txt, JSON, annotated video, ...)``, one frame at a time (streaming; nothing is
+buffered). :class:`TrackingPipeline` owns one video's state (the tracker memory); the model it
+calls is stateless. ``masa track``, ``benchmarks/mot_benchmark.py`` and the README's Python example
+all build their pipeline here; the CLI only turns arguments into a :class:`PipelineConfig`.
 
 Conventions: boxes are xyxy float32 in original-frame pixels; ``frame.index`` is 0-based.
 """
@@ -10,17 +13,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 import torch
 
 from masa.io.frames import Frame
-from masa.io.mot import clip_detections, detection_frames
-from masa.modeling.embedder import Embedder
+from masa.io.mot import detection_frames
+from masa.modeling.build import build_predictor
+from masa.modeling.predictor import MasaPredictor
 from masa.structures import Detections, Tracks
 
-__all__ = ["Tracker", "TrackingPipeline", "TrackedFrame", "RunStats", "normalize_scores", "given_detections"]
+__all__ = [
+    "TRACKER_PRESETS",
+    "PipelineConfig",
+    "TrackingPipeline",
+    "TrackedFrame",
+    "RunStats",
+    "Sink",
+    "Tracker",
+    "build_pipeline",
+    "build_tracker",
+    "load_detections",
+    "normalize_scores",
+    "given_detections",
+    "output_sinks",
+]
+
+#: ``--tracker`` presets: the authors' demo config (default), their TAO config, their BDD tracker.
+TRACKER_PRESETS = ("plug-and-play", "tao", "bdd")
 
 
 class Tracker(Protocol):
@@ -36,16 +58,24 @@ DetectionSource = Callable[[Frame], Detections]
 
 @dataclass
 class TrackedFrame:
-    """One processed frame: the frame, the detections fed to the tracker and the tracker output."""
+    """One processed frame: the frame, the detections fed to the tracker (with embeddings) and the tracks."""
 
     frame: Frame
     detections: Detections
     tracks: Tracks
 
 
+class Sink(Protocol):
+    """Receives every :class:`TrackedFrame` in order; ``close()`` is called once at the end."""
+
+    def write(self, result: TrackedFrame) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class RunStats:
-    """Running totals of a tracking run."""
+    """Running totals of a tracking run (seconds are wall-clock inside :meth:`TrackingPipeline.step`)."""
 
     frames: int = 0
     boxes: int = 0
@@ -59,18 +89,74 @@ class RunStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def given_detections(detections_by_frame: Mapping[int, Detections]) -> DetectionSource:
-    """A detection source that looks up pre-computed detections by 0-based frame index."""
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything ``masa track`` needs to know, as data.
 
-    def source(frame: Frame) -> Detections:
-        return detection_frames(detections_by_frame, frame.index)
+    model: a model name (``raw_efficientnet_lite0``, the default off-the-shelf features; ``lite``;
+        a backbone name such as ``efficientnet_lite2`` for its raw features) or a checkpoint file
+        (our ``.safetensors``, or the authors' ``.pth``).
+    sam_checkpoint: original SAM checkpoint for SAM-based models whose file lacks the encoder.
+    device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``. fp16: CUDA autocast.
+    detections: a detections file (MOTChallenge ``det.txt`` or COCO-style JSON; 1-based frames);
+        ``None`` uses the model's own detection head (or detections passed to :func:`build_pipeline`).
+    score_norm: ``auto`` maps scores to [0, 1] only when some lie outside (MOTChallenge ACF
+        scores), ``minmax`` always, ``none`` never.
+    min_score: drop detections scoring below this (after normalisation) before embedding.
+    tracker: a :data:`TRACKER_PRESETS` name. memory_frames, match_thresh, init_thresh: overrides
+        of the preset's ``memory_frames``, ``match_score_thresh``, ``init_score_thresh``.
+    """
 
-    return source
+    model: str = "raw_efficientnet_lite0"
+    sam_checkpoint: str | None = None
+    device: str = "auto"
+    fp16: bool = False
+    detections: str | None = None
+    score_norm: str = "auto"
+    min_score: float | None = None
+    tracker: str = "plug-and-play"
+    memory_frames: int | None = None
+    match_thresh: float | None = None
+    init_thresh: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.tracker not in TRACKER_PRESETS:
+            raise ValueError(f"--tracker: expected one of {TRACKER_PRESETS}, got {self.tracker!r}")
+        if self.score_norm not in ("auto", "none", "minmax"):
+            raise ValueError(f"--score-norm: expected auto, none or minmax, got {self.score_norm!r}")
 
 
-def normalize_scores(
-    detections_by_frame: Mapping[int, Detections], mode: str = "auto"
-) -> tuple[dict[int, Detections], str | None]:
+def build_tracker(config: PipelineConfig) -> Tracker:
+    """The tracker preset of ``config`` with its overrides applied (a fresh instance, ids from 0)."""
+    from masa.tracking import BddTrackerConfig, MasaBDDTracker, MasaTaoTracker, TaoTrackerConfig
+
+    overrides: dict[str, float | int] = {}
+    if config.memory_frames is not None:
+        overrides["memory_frames"] = config.memory_frames
+    if config.match_thresh is not None:
+        overrides["match_score_thresh"] = config.match_thresh
+    if config.init_thresh is not None:
+        overrides["init_score_thresh"] = config.init_thresh
+    if config.tracker == "bdd":
+        return MasaBDDTracker(replace(BddTrackerConfig.bdd_benchmark(), **overrides))
+    base = TaoTrackerConfig.plug_and_play() if config.tracker == "plug-and-play" else TaoTrackerConfig.tao_benchmark()
+    return MasaTaoTracker(replace(base, **overrides))
+
+
+def load_detections(path: str | Path) -> dict[int, Detections]:
+    """``{0-based frame index: Detections}`` from a MOTChallenge ``det.txt`` or a COCO-style JSON file."""
+    from masa.io.json_io import read_json_detections
+    from masa.io.mot import read_mot_detections
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"detections file not found: {path}")
+    if path.suffix.lower() == ".json":
+        return read_json_detections(path)
+    return read_mot_detections(path)
+
+
+def normalize_scores(detections_by_frame: Mapping[int, Detections], mode: str = "auto") -> tuple[dict[int, Detections], str | None]:
     """Map detection scores into [0, 1] so that the tracker's thresholds apply.
 
     ``mode``: ``"none"`` keeps scores; ``"minmax"`` maps the file's [min, max] to [0, 1];
@@ -92,45 +178,67 @@ def normalize_scores(
     return out, f"detection scores in [{low:.3g}, {high:.3g}] were mapped linearly to [0, 1]"
 
 
+def given_detections(detections_by_frame: Mapping[int, Detections]) -> DetectionSource:
+    """A detection source that looks up pre-computed detections by 0-based frame index."""
+
+    def source(frame: Frame) -> Detections:
+        return detection_frames(detections_by_frame, frame.index)
+
+    return source
+
+
 class TrackingPipeline:
-    """Track one video: ``for result in pipeline.run(frames): ...``.
+    """Track one video: ``with pipeline: for result in pipeline.run(frames): ...``.
 
     Args:
-        embedder: appearance model giving ``float32[N, D]`` embeddings for the boxes of a frame.
+        predictor: per-frame model wrapper giving embeddings (and its own detections).
         tracker: online tracker (holds this video's state).
-        detections: where a frame's detections come from (given detections, a detector, ...).
+        detections: where a frame's detections come from; ``None`` uses ``predictor``'s own head.
         min_score: detections scoring below this are dropped before embedding (``None``: keep all).
+        sinks: receive every :class:`TrackedFrame` (see :func:`output_sinks`); closed by :meth:`close`.
+
+    ``notes`` collects one-line messages for the user (e.g. how scores were normalised).
     """
 
     def __init__(
         self,
-        embedder: Embedder,
+        predictor: MasaPredictor,
         tracker: Tracker,
-        detections: DetectionSource,
+        detections: DetectionSource | None = None,
+        *,
         min_score: float | None = None,
+        sinks: Iterable[Sink] = (),
     ) -> None:
-        self.embedder = embedder
+        if detections is None and not predictor.has_detector:
+            raise ValueError("no detections: pass --detections FILE (MOTChallenge det.txt or JSON), or a model with a detection head")
+        self.predictor = predictor
         self.tracker = tracker
         self.detections = detections
         self.min_score = min_score
+        self.sinks: list[Sink] = list(sinks)
+        self.notes: list[str] = []
         self.stats = RunStats()
 
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
     def reset(self) -> None:
-        """Forget the video: tracker memory, ids and statistics."""
+        """Forget the video: tracker memory, ids and statistics (sinks stay attached)."""
         self.tracker.reset()
         self.stats = RunStats()
 
     def step(self, frame: Frame) -> TrackedFrame:
-        """Detect (or look up), embed and track one frame."""
+        """Detect (or look up), embed and track one frame; the sinks receive the result."""
         start = time.perf_counter()
         height, width = frame.image.shape[:2]
-        dets = clip_detections(self.detections(frame), height, width)
-        if self.min_score is not None and len(dets):
-            dets = dets[dets.scores >= self.min_score]
+        dets = None
+        if self.detections is not None:
+            dets = self.detections(frame).clip(height, width)
+            if self.min_score is not None and len(dets):
+                dets = dets[dets.scores >= self.min_score]
         t0 = time.perf_counter()
-        embeddings = self.embedder.embed(frame.image, dets.boxes)
+        dets = self.predictor.predict(frame.image, dets)
         t1 = time.perf_counter()
-        dets = dets.replace(embeddings=embeddings)
         tracks = self.tracker.update(dets, frame.index)
         t2 = time.perf_counter()
         stats = self.stats
@@ -140,10 +248,109 @@ class TrackingPipeline:
         stats.embed_seconds += t1 - t0
         stats.track_seconds += t2 - t1
         stats.seconds += t2 - start
-        return TrackedFrame(frame=frame, detections=dets, tracks=tracks)
+        result = TrackedFrame(frame=frame, detections=dets, tracks=tracks)
+        for sink in self.sinks:
+            sink.write(result)
+        return result
 
     def run(self, frames: Iterable[Frame]) -> Iterator[TrackedFrame]:
         """Process ``frames`` one by one (streaming); yields each frame's result."""
         for frame in frames:
             yield self.step(frame)
 
+    def close(self) -> None:
+        """Close every sink (files stay valid and complete up to the last frame written)."""
+        sinks, self.sinks = self.sinks, []
+        errors = []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # close the others, then report the first failure
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> TrackingPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_pipeline(
+    config: PipelineConfig = PipelineConfig(),
+    *,
+    detections: Mapping[int, Detections] | None = None,
+    predictor: MasaPredictor | None = None,
+    sinks: Iterable[Sink] = (),
+) -> TrackingPipeline:
+    """The pipeline ``config`` describes.
+
+    ``detections``: pre-loaded ``{0-based frame: Detections}`` instead of ``config.detections``
+    (scores are normalised the same way). ``predictor``: reuse an already built predictor (e.g.
+    one model for many videos); by default it is built from ``config.model``.
+    """
+    notes = []
+    if detections is None and config.detections is not None:
+        detections = load_detections(config.detections)
+    source = None
+    if detections is not None:
+        detections, note = normalize_scores(detections, config.score_norm)
+        if note:
+            notes.append(f"{note} (--score-norm)")
+        source = given_detections(detections)
+    if predictor is None:
+        predictor = build_predictor(config.model, device=config.device, fp16=config.fp16, sam_checkpoint=config.sam_checkpoint)
+    pipeline = TrackingPipeline(predictor, build_tracker(config), source, min_score=config.min_score, sinks=sinks)
+    pipeline.notes.extend(notes)
+    return pipeline
+
+
+# ---------------------------------------------------------------------------------------------
+# Sinks: the io writers behind the Sink interface
+
+
+class _TracksFileSink:
+    def __init__(self, writer) -> None:
+        self.writer = writer
+
+    def write(self, result: TrackedFrame) -> None:
+        self.writer.write(result.frame.index, result.tracks)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _AnnotatedVideoSink:
+    def __init__(self, writer) -> None:
+        self.writer = writer
+
+    def write(self, result: TrackedFrame) -> None:
+        from masa.io.draw import draw_tracks
+
+        self.writer.write(draw_tracks(result.frame.image, result.tracks))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def output_sinks(out: str | Path, *, video_name: str, fps: float | None, video: bool = True) -> list[Sink]:
+    """``OUT/tracks.txt`` (MOTChallenge), ``OUT/tracks.json`` (TAO/COCO-VID) and, with ``video``,
+    ``OUT/video.mp4`` (annotated, at ``fps`` or 25). Each file is flushed every frame."""
+    from masa.io.json_io import JsonResultWriter
+    from masa.io.mot import MotResultWriter
+    from masa.io.video_writer import VideoWriter
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sinks: list[Sink] = []
+    try:
+        sinks.append(_TracksFileSink(MotResultWriter(out / "tracks.txt")))
+        sinks.append(_TracksFileSink(JsonResultWriter(out / "tracks.json", video_name=video_name)))
+        if video:
+            sinks.append(_AnnotatedVideoSink(VideoWriter(out / "video.mp4", fps=fps or 25.0)))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from masa.ops.boxes import box_centers, clip_boxes, xyxy_to_xywh
+
 __all__ = ["Detections", "Tracks"]
 
 _T = TypeVar("_T", bound="_Instances")
@@ -249,12 +251,26 @@ class _Instances:
     @property
     def xywh(self) -> Tensor:
         """Boxes as ``float32[N, 4]`` ``(x, y, w, h)``: top-left corner and size, in pixels."""
-        return torch.cat([self.boxes[:, :2], self.boxes[:, 2:] - self.boxes[:, :2]], dim=1)
+        return xyxy_to_xywh(self.boxes)
 
     @property
     def centers(self) -> Tensor:
         """Box centres ``float32[N, 2]`` ``(cx, cy)`` in pixels."""
-        return (self.boxes[:, :2] + self.boxes[:, 2:]) / 2
+        return box_centers(self.boxes)
+
+    def clip(self: _T, height: int, width: int, *, drop_empty: bool = True) -> _T:
+        """Boxes clipped to the image ``[0, width] x [0, height]``.
+
+        ``drop_empty``: drop rows whose box has no area left (entirely outside the image); every
+        other field and ``data`` column follows the kept rows (so ``data["line"]`` survives).
+        """
+        if len(self) == 0:
+            return self
+        boxes = clip_boxes(self.boxes, height, width)
+        if not drop_empty:
+            return self.replace(boxes=boxes)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return self[keep].replace(boxes=boxes[keep])
 
     def __repr__(self) -> str:
         extras = [name for name in ("masks", "embeddings") if getattr(self, name) is not None]

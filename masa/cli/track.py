@@ -7,12 +7,14 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 __all__ = ["add_track_subparser", "run_track"]
 
-TRACKER_PRESETS = ("plug-and-play", "tao", "bdd")
+if TYPE_CHECKING:
+    from masa.pipeline import PipelineConfig
 
 
 def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,13 +53,14 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--appearance",
         default="efficientnet_lite0",
-        help="backbone whose raw RoI features embed the boxes when --model is not given (default efficientnet_lite0)",
+        help="when --model is not given: a named model, e.g. a backbone whose raw RoI features embed the boxes "
+        "(efficientnet_lite0, the default; efficientnet_lite2) or an adapter architecture (random weights)",
     )
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--fp16", action="store_true", help="mixed precision on CUDA")
     parser.add_argument(
         "--tracker",
-        choices=TRACKER_PRESETS,
+        choices=("plug-and-play", "tao", "bdd"),
         default="plug-and-play",
         help="tracker preset: plug-and-play (the authors' demo config, default), tao (TAO benchmark "
         "config) or bdd (the BDD/QDTrack-style tracker with backdrops)",
@@ -76,82 +79,57 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_track)
 
 
-def _build_tracker(args: argparse.Namespace):
-    from dataclasses import replace
+def _pipeline_config(args: argparse.Namespace, source) -> PipelineConfig:
+    """The CLI's only job: arguments -> :class:`~masa.pipeline.PipelineConfig`."""
+    from masa.pipeline import PipelineConfig
 
-    from masa.tracking import BddTrackerConfig, MasaBDDTracker, MasaTaoTracker, TaoTrackerConfig
-
-    overrides = {}
-    if args.memory_frames is not None:
-        overrides["memory_frames"] = args.memory_frames
-    if args.match_thresh is not None:
-        overrides["match_score_thresh"] = args.match_thresh
-    if args.init_thresh is not None:
-        overrides["init_score_thresh"] = args.init_thresh
-    if args.tracker == "bdd":
-        return MasaBDDTracker(replace(BddTrackerConfig.bdd_benchmark(), **overrides))
-    base = TaoTrackerConfig.plug_and_play() if args.tracker == "plug-and-play" else TaoTrackerConfig.tao_benchmark()
-    return MasaTaoTracker(replace(base, **overrides))
-
-
-def _load_detections(args: argparse.Namespace, source) -> tuple[dict, Path | None]:
-    from masa.io.json_io import read_json_detections
-    from masa.io.mot import read_mot_detections
-
-    path = args.detections
-    if path is None:
-        path = getattr(source, "det_path", None)
-    if path is None:
-        raise ValueError(
-            f"no detections for {args.source}: pass --detections FILE (MOTChallenge det.txt or JSON); "
-            "a MOTChallenge sequence folder uses its det/det.txt"
-        )
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"detections file not found: {path}")
-    if path.suffix.lower() == ".json":
-        return read_json_detections(path), path
-    return read_mot_detections(path), path
+    detections = args.detections if args.detections is not None else getattr(source, "det_path", None)
+    model = str(args.model) if args.model is not None else args.appearance
+    return PipelineConfig(
+        model=model,
+        sam_checkpoint=None if args.sam_checkpoint is None else str(args.sam_checkpoint),
+        device=args.device,
+        fp16=args.fp16,
+        detections=None if detections is None else str(detections),
+        score_norm=args.score_norm,
+        min_score=args.min_score,
+        tracker=args.tracker,
+        memory_frames=args.memory_frames,
+        match_thresh=args.match_thresh,
+        init_thresh=args.init_thresh,
+    )
 
 
 def run_track(args: argparse.Namespace) -> int:
-    from masa.io import JsonResultWriter, MotResultWriter, VideoWriter, draw_tracks, open_source
-    from masa.modeling.build import build_embedder, resolve_device
-    from masa.pipeline import TrackingPipeline, given_detections, normalize_scores
+    from masa.io import open_source
+    from masa.pipeline import build_pipeline, output_sinks
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected a positive number, got {args.max_frames}")
-    device = resolve_device(args.device)
+    if args.model is not None and not Path(args.model).is_file():
+        raise FileNotFoundError(f"--model: checkpoint not found: {args.model}")
     source = open_source(args.source, max_frames=args.max_frames)
     with ExitStack() as stack:
         stack.enter_context(source)
-        dets_by_frame, det_path = _load_detections(args, source)
-        dets_by_frame, note = normalize_scores(dets_by_frame, args.score_norm)
-        if note:
-            print(f"masa track: {note} (--score-norm)", file=sys.stderr)
-        embedder = build_embedder(
-            model=args.model, appearance=args.appearance, device=device, fp16=args.fp16, sam_checkpoint=args.sam_checkpoint
-        )
-        pipeline = TrackingPipeline(
-            embedder, _build_tracker(args), given_detections(dets_by_frame), min_score=args.min_score
-        )
-        args.out.mkdir(parents=True, exist_ok=True)
-        txt = stack.enter_context(MotResultWriter(args.out / "tracks.txt"))
-        js = stack.enter_context(JsonResultWriter(args.out / "tracks.json", video_name=source.name))
-        video = None
-        if not args.no_video:
-            video = stack.enter_context(VideoWriter(args.out / "video.mp4", fps=source.fps or 25.0))
+        config = _pipeline_config(args, source)
+        if config.detections is None:
+            raise ValueError(
+                f"no detections for {args.source}: pass --detections FILE (MOTChallenge det.txt or JSON); "
+                "a MOTChallenge sequence folder uses its det/det.txt"
+            )
+        pipeline = build_pipeline(config)
+        for note in pipeline.notes:
+            print(f"masa track: {note}", file=sys.stderr)
+        for sink in output_sinks(args.out, video_name=source.name, fps=source.fps, video=not args.no_video):
+            pipeline.add_sink(sink)
+        stack.enter_context(pipeline)
         total = source.num_frames
         if args.max_frames is not None and total is not None:
             total = min(total, args.max_frames)
         started = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc="masa track", disable=args.no_progress, file=sys.stderr)
         stack.callback(bar.close)
-        for result in pipeline.run(source):
-            txt.write(result.frame.index, result.tracks)
-            js.write(result.frame.index, result.tracks)
-            if video is not None:
-                video.write(draw_tracks(result.frame.image, result.tracks))
+        for _ in pipeline.run(source):
             bar.update(1)
     stats = pipeline.stats
     wall = time.perf_counter() - started
@@ -160,6 +138,6 @@ def run_track(args: argparse.Namespace) -> int:
     print(
         f"masa track: {stats.frames} frames, {len(stats.track_ids)} tracks, {stats.boxes} tracked boxes, "
         f"{stats.frames / wall if wall > 0 else 0:.1f} frames/s end to end ({stats.fps:.1f} frames/s "
-        f"embedding + tracking){skipped}; detections {det_path}; wrote {outputs} to {args.out}"
+        f"embedding + tracking){skipped}; detections {config.detections}; wrote {outputs} to {args.out}"
     )
     return 0

@@ -11,10 +11,10 @@ Data flow::
 * :class:`MasaAdapter`: pyramid + fusion + track head (+ optional RPN and RoI box heads), built
   by injection. Methods never change behaviour with ``self.training``; the detection heads
   have separate loss and inference methods.
-* :class:`MasaModel`: a frozen :class:`~masa.modeling.backbones.base.Backbone` plus the adapter.
-* :class:`MasaEmbedder`: the :class:`~masa.modeling.embedder.Embedder` for the tracking pipeline
-  (one uint8 RGB frame + boxes in original pixels -> CPU float32 embeddings), with
-  :meth:`MasaEmbedder.detect_frame` for the adapter's own class-agnostic detector.
+* :class:`MasaModel`: a frozen :class:`~masa.modeling.backbones.base.Backbone` plus the adapter
+  (or, for the off-the-shelf baseline, :class:`~masa.modeling.baseline.RawRoIFeatures` in its place).
+  Frames, boxes in frame pixels and devices are handled once, by
+  :class:`~masa.modeling.predictor.MasaPredictor`.
 
 In the authors' checkpoints the adapter's parts are ``masa_adapter.0`` (pyramid),
 ``masa_adapter.1`` (fusion), ``track_head.embed_head``, ``rpn_head`` and ``roi_head.bbox_head``
@@ -24,20 +24,16 @@ In the authors' checkpoints the adapter's parts are ``masa_adapter.0`` (pyramid)
 from __future__ import annotations
 
 import contextlib
-import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from masa.modeling.det_head import RoIBoxHead, RPNHead
-from masa.modeling.preprocess import PreprocessConfig, Preprocessed, preprocess_image
 from masa.modeling.track_head import TrackHead
-from masa.ops.roi import boxes_to_rois, multilevel_roi_align
-from masa.structures import Detections
+from masa.ops.roi import multilevel_roi_align
 
-__all__ = ["MasaAdapter", "MasaModel", "MasaEmbedder"]
+__all__ = ["MasaAdapter", "MasaModel"]
 
 ImageSize = tuple[int, int]
 
@@ -60,6 +56,7 @@ class MasaAdapter(nn.Module):
 
     def __init__(
         self,
+        *,
         pyramid: nn.Module,
         fusion: nn.Module,
         track_head: TrackHead,
@@ -162,7 +159,7 @@ class MasaModel(nn.Module):
     adapter receives gradients.
     """
 
-    def __init__(self, backbone: nn.Module, adapter: MasaAdapter) -> None:
+    def __init__(self, backbone: nn.Module, adapter: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.adapter = adapter
@@ -175,106 +172,3 @@ class MasaModel(nn.Module):
 
     def forward(self, images: Tensor) -> list[Tensor]:
         return self.forward_features(images)
-
-
-class MasaEmbedder:
-    """:class:`~masa.modeling.embedder.Embedder` running a :class:`MasaModel` on single frames.
-
-    Args:
-        model: the model (moved to ``device`` and put in eval mode).
-        preprocess: resize/pad settings (``PreprocessConfig((1024, 1024), 32)`` for R50,
-            ``pad_to=1024`` for SAM).
-        device: where the network runs.
-        fp16: run under CUDA autocast (float16); ignored on other devices.
-        channels_last: run the backbone in NHWC memory format (faster on CPU, same results).
-    """
-
-    def __init__(
-        self,
-        model: MasaModel,
-        preprocess: PreprocessConfig = PreprocessConfig(),
-        device: torch.device | str = "cpu",
-        fp16: bool = False,
-        channels_last: bool = True,
-    ) -> None:
-        self.device = torch.device(device)
-        backbone = model.backbone
-        if getattr(backbone, "frozen", False) and hasattr(backbone, "fold_batchnorm"):
-            # Inference copy with BatchNorm folded into the convs (~1.6x faster backbone on CPU);
-            # the adapter is shared, the caller's backbone and its state dict stay as they are.
-            model = MasaModel(copy.deepcopy(backbone).fold_batchnorm(), model.adapter)
-        self.model = model.to(self.device).eval()
-        self.preprocess = preprocess
-        self.fp16 = bool(fp16) and self.device.type == "cuda"
-        self.embedding_dim = model.adapter.embedding_dim
-        # Padding takes the backbone's mean colour, so it normalises to 0 (as SAM/mmdet pad).
-        self._pad_value = getattr(model.backbone, "pixel_mean", torch.zeros(3)).flatten()
-        # NHWC is 2-3x faster for the depthwise convs of EfficientNet-Lite on CPU (same numbers).
-        self.channels_last = channels_last
-        if channels_last:
-            self.model.backbone.to(memory_format=torch.channels_last)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.fp16:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def _run(self, image: np.ndarray | Tensor) -> Iterator[tuple[list[Tensor], Preprocessed]]:
-        with torch.inference_mode(), self._autocast():
-            pre = preprocess_image(image, self.preprocess, self.device, pad_value=self._pad_value)
-            images = pre.images.contiguous(memory_format=torch.channels_last) if self.channels_last else pre.images
-            yield self.model.forward_features(images), pre
-
-    @staticmethod
-    def _boxes(boxes: Tensor | np.ndarray) -> Tensor:
-        boxes = torch.as_tensor(boxes, dtype=torch.float32)
-        if boxes.numel() == 0:
-            return boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"MasaEmbedder: expected boxes [N, 4] xyxy, got {list(boxes.shape)}")
-        return boxes
-
-    def _embed(self, fused: list[Tensor], pre: Preprocessed, boxes: Tensor) -> Tensor:
-        rois = boxes_to_rois(boxes.to(self.device) * pre.scale)  # network-input px
-        return self.model.adapter.embed(fused, rois).float().cpu()
-
-    def embed(self, image: np.ndarray, boxes: Tensor) -> Tensor:
-        """Embeddings ``float32[N, D]`` (CPU) of ``boxes [N, 4]`` xyxy in original-frame px."""
-        boxes = self._boxes(boxes)
-        if boxes.shape[0] == 0:
-            return torch.zeros(0, self.embedding_dim)
-        with self._run(image) as (fused, pre):
-            return self._embed(fused, pre, boxes)
-
-    def _detections(self, fused: list[Tensor], pre: Preprocessed, frame_size: ImageSize, **kwargs) -> Detections:
-        (boxes, scores), = self.model.adapter.detect(fused, [pre.input_size], **kwargs)
-        h, w = frame_size
-        boxes = boxes.float() / pre.scale  # back to original-frame px
-        boxes = torch.stack(
-            [boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h), boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1
-        )
-        return Detections(boxes=boxes.cpu(), scores=scores.float().cpu())
-
-    def detect_frame(self, image: np.ndarray, **kwargs) -> Detections:
-        """Class-agnostic detections of the adapter's own heads, boxes in original-frame px.
-
-        ``kwargs`` go to :meth:`MasaAdapter.detect` (``score_thresh``, ``nms_iou``, ``max_per_img``, ...).
-        """
-        with self._run(image) as (fused, pre):
-            return self._detections(fused, pre, _frame_size(image), **kwargs)
-
-    def detect_and_embed(self, image: np.ndarray, **kwargs) -> Detections:
-        """:meth:`detect_frame` with ``embeddings`` filled in, from one backbone pass."""
-        with self._run(image) as (fused, pre):
-            dets = self._detections(fused, pre, _frame_size(image), **kwargs)
-            if len(dets) == 0:
-                return dets.replace(embeddings=torch.zeros(0, self.embedding_dim))
-            return dets.replace(embeddings=self._embed(fused, pre, dets.boxes))
-
-
-def _frame_size(image: np.ndarray | Tensor) -> ImageSize:
-    """``(h, w)`` of an ``[H, W, 3]`` array or a ``(3, H, W)`` tensor."""
-    if isinstance(image, np.ndarray):
-        return int(image.shape[0]), int(image.shape[1])
-    return int(image.shape[-2]), int(image.shape[-1])

@@ -1,277 +1,181 @@
-"""Builders: MASA models from small configs, checkpoints (ours and the authors'), embedders, devices.
+"""The one builder: :func:`build_masa` turns a :class:`~masa.modeling.config.MasaConfig` into a model.
 
-Our checkpoints are safetensors files holding the adapter weights (``adapter.*``), optionally the
-frozen backbone (``backbone.*``), and in the metadata the :class:`AdapterConfig` that built them
-(``masa_config``, JSON), so ``load_masa_checkpoint(path)`` rebuilds the exact model. The authors'
-released ``.pth`` files are read with ``torch.load(weights_only=True)`` (see
-:mod:`masa.modeling.official`).
+In the shape of segment-anything's ``build_sam.py``: named ``build_masa_*()`` functions call one
+builder with a registry config, and :func:`load_masa` rebuilds a model from any checkpoint file
+(ours: the config is inside it; the authors' ``.pth``: the variant is recognised from its keys).
+:func:`build_predictor` wraps a model into the per-frame :class:`~masa.modeling.predictor.MasaPredictor`,
+which is what the pipeline, the CLI and the benchmarks use.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from masa.modeling.adapter import MasaAdapter, MasaEmbedder, MasaModel
+from masa.modeling.adapter import MasaAdapter, MasaModel
 from masa.modeling.backbones import BACKBONE_BUILDERS, Backbone
+from masa.modeling.baseline import RawRoIFeatures
+from masa.modeling.checkpoint import CheckpointError, load_state_dict_file, load_strict, read_masa_checkpoint, strip_prefix
+from masa.modeling.config import MASA_CONFIGS, UNIMPLEMENTED_BACKBONES, AdapterConfig, MasaConfig, get_config
 from masa.modeling.det_head import RoIBoxHead, RPNHead
-from masa.modeling.embedder import Embedder
 from masa.modeling.fusion import DeformFusion, DyHead
-from masa.modeling.preprocess import PreprocessConfig
+from masa.modeling.predictor import MasaPredictor
 from masa.modeling.pyramid import FPN, SimpleFPN
 from masa.modeling.track_head import TrackHead
 
 __all__ = [
-    "AdapterConfig",
-    "ADAPTER_CONFIGS",
+    "build_masa",
     "build_backbone",
     "build_adapter",
-    "build_masa_model",
-    "save_masa_checkpoint",
-    "load_masa_checkpoint",
-    "load_official_model",
+    "load_masa",
+    "build_predictor",
     "build_embedder",
     "resolve_device",
+    "build_masa_raw",
+    "build_masa_lite",
+    "build_masa_r50",
+    "build_masa_sam_vit_b",
+    "build_masa_sam_vit_h",
+    "masa_model_registry",
 ]
 
-CHECKPOINT_FORMAT = "masa-adapter/1"
+
+def build_backbone(config: MasaConfig, **kwargs: Any) -> Backbone:
+    """The frozen backbone of ``config`` (``kwargs`` go to its builder, e.g. ``checkpoint=``, ``pretrained=``)."""
+    name = config.backbone.name
+    if name in UNIMPLEMENTED_BACKBONES:
+        raise ValueError(f"the {UNIMPLEMENTED_BACKBONES[name]} backbone is not implemented yet; it cannot be built or run")
+    if config.backbone.out_strides is not None:
+        kwargs.setdefault("out_strides", config.backbone.out_strides)
+    return BACKBONE_BUILDERS[name](**kwargs)
 
 
-@dataclass(frozen=True)
-class AdapterConfig:
-    """Everything that determines a MASA model's architecture (stored in its checkpoints).
-
-    backbone: name in :data:`masa.modeling.backbones.BACKBONE_BUILDERS` (frozen).
-    backbone_strides: tapped backbone levels (EfficientNet-Lite: any of 4, 8, 16, 32; ignored by
-        backbones with fixed taps such as SAM and ResNet-50).
-    pyramid: ``"fpn"`` for hierarchical backbones, ``"simple_fpn"`` for plain ViTs (SAM).
-    pyramid_norm: BatchNorm in the FPN convs (the authors' configs) or none.
-    channels: width of the pyramid, fusion and heads (256 in the paper).
-    num_levels: pyramid outputs (5 in the paper; the extra ones are max-pooled).
-    fusion: ``"deform_fusion"`` (GDINO/Detic/R50), ``"dyhead"`` (SAM) or ``"none"``.
-    fusion_blocks: stacked fusion blocks (3 in the paper).
-    roi_strides: pyramid levels that RoIs are pooled from (the first ``len(roi_strides)`` levels).
-    embed_dim, fc_channels, track_convs: track head sizes (256, 1024, 4 in the paper).
-    detection_heads: build the RPN + RoI box head (object-prior distillation).
-    preprocess: resize/pad of frames before the backbone.
-    """
-
-    backbone: str = "efficientnet_lite0"
-    backbone_strides: tuple[int, ...] = (8, 16, 32)
-    pyramid: Literal["fpn", "simple_fpn"] = "fpn"
-    pyramid_norm: Literal["bn", "none"] = "none"
-    channels: int = 256
-    num_levels: int = 5
-    fusion: Literal["deform_fusion", "dyhead", "none"] = "deform_fusion"
-    fusion_blocks: int = 3
-    roi_strides: tuple[int, ...] = (8, 16, 32)
-    embed_dim: int = 256
-    fc_channels: int = 1024
-    track_convs: int = 4
-    detection_heads: bool = True
-    preprocess: PreprocessConfig = field(default_factory=lambda: PreprocessConfig(max_size=(1024, 1024), size_divisor=32))
-
-    def __post_init__(self) -> None:
-        if self.backbone not in BACKBONE_BUILDERS:
-            raise ValueError(f"AdapterConfig.backbone: expected one of {sorted(BACKBONE_BUILDERS)}, got {self.backbone!r}")
-        for name, allowed in (("pyramid", ("fpn", "simple_fpn")), ("pyramid_norm", ("bn", "none")), ("fusion", ("deform_fusion", "dyhead", "none"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"AdapterConfig.{name}: expected one of {allowed}, got {getattr(self, name)!r}")
-        if self.channels < 16 or self.channels % 16:
-            raise ValueError(f"AdapterConfig.channels: expected a multiple of 16 (GroupNorm), got {self.channels}")
-        if self.fusion_blocks < 1 and self.fusion != "none":
-            raise ValueError(f"AdapterConfig.fusion_blocks: expected >= 1, got {self.fusion_blocks}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdapterConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"AdapterConfig: unknown fields {unknown} (checkpoint from a newer masa?)")
-        data = dict(data)
-        if isinstance(data.get("preprocess"), dict):
-            pre = dict(data["preprocess"])
-            if pre.get("max_size") is not None:
-                pre["max_size"] = tuple(pre["max_size"])
-            data["preprocess"] = PreprocessConfig(**pre)
-        for key in ("backbone_strides", "roi_strides"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
-
-
-#: Named architectures. ``lite`` is the CPU-friendly default on EfficientNet-Lite0; ``paper_*``
-#: follow the paper's sizes (256 channels, 3 fusion blocks).
-ADAPTER_CONFIGS: dict[str, AdapterConfig] = {
-    "lite": AdapterConfig(
-        backbone="efficientnet_lite0",
-        backbone_strides=(8, 16, 32),
-        channels=128,
-        fusion_blocks=1,
-        fc_channels=512,
-        preprocess=PreprocessConfig(max_size=(1024, 1024), size_divisor=32, upscale=False),
-    ),
-    "paper_efficientnet_lite0": AdapterConfig(backbone="efficientnet_lite0", backbone_strides=(4, 8, 16, 32), roi_strides=(4, 8, 16, 32)),
-    "paper_resnet50": AdapterConfig(
-        backbone="resnet50_caffe", backbone_strides=(4, 8, 16, 32), pyramid_norm="bn", roi_strides=(4, 8, 16, 32)
-    ),
-    "paper_sam_vit_b": AdapterConfig(
-        backbone="sam_vit_b",
-        backbone_strides=(16, 16, 16, 16),
-        pyramid="simple_fpn",
-        fusion="dyhead",
-        roi_strides=(4, 8, 16, 32),
-        preprocess=PreprocessConfig(max_size=(1024, 1024), pad_to=1024),
-    ),
-}
-
-
-def build_backbone(config: AdapterConfig, **kwargs: Any) -> Backbone:
-    """The frozen backbone named by ``config`` (``kwargs`` go to its builder, e.g. ``checkpoint=``)."""
-    if config.backbone.startswith("efficientnet_lite"):
-        kwargs.setdefault("out_strides", config.backbone_strides)
-    return BACKBONE_BUILDERS[config.backbone](**kwargs)
-
-
-def build_adapter(config: AdapterConfig, in_channels: tuple[int, ...], in_strides: tuple[int, ...]) -> MasaAdapter:
-    """A randomly initialised :class:`MasaAdapter` for backbone outputs of ``in_channels``/``in_strides``."""
-    c = config.channels
-    if config.pyramid == "simple_fpn":
-        pyramid: nn.Module = SimpleFPN(in_channels[0], c, num_outs=config.num_levels, in_stride=in_strides[0])
-        out_strides = pyramid.strides
+def build_adapter(config: AdapterConfig, *, in_channels: tuple[int, ...], in_strides: tuple[int, ...]) -> MasaAdapter:
+    """A randomly initialised :class:`MasaAdapter` for backbone maps of ``in_channels`` / ``in_strides``."""
+    c = config.pyramid.channels
+    if config.pyramid.kind == "simple_fpn":
+        pyramid: nn.Module = SimpleFPN(in_channels[0], c, num_outs=config.pyramid.num_levels, in_stride=in_strides[0])
     else:
-        pyramid = FPN(in_channels, c, num_outs=config.num_levels, norm=config.pyramid_norm, in_strides=in_strides)
-        out_strides = pyramid.strides
-    if tuple(config.roi_strides) != tuple(out_strides[: len(config.roi_strides)]):
-        raise ValueError(f"AdapterConfig.roi_strides {config.roi_strides} must be the first pyramid strides {tuple(out_strides)}")
-    if config.fusion == "deform_fusion":
-        fusion: nn.Module = DeformFusion(c, num_blocks=config.fusion_blocks, official_flat_read=False)
-    elif config.fusion == "dyhead":
-        fusion = DyHead(c, num_blocks=config.fusion_blocks, official_flat_read=False)
+        pyramid = FPN(in_channels, c, num_outs=config.pyramid.num_levels, norm=config.pyramid.norm, in_strides=in_strides)
+    out_strides = tuple(pyramid.strides)
+    roi_strides = tuple(config.roi.strides)
+    if roi_strides != out_strides[: len(roi_strides)]:
+        raise ValueError(f"RoIConfig.strides {roi_strides} must be the first pyramid strides {out_strides}")
+    fusion_cfg = config.fusion
+    if fusion_cfg.kind == "deform_fusion":
+        fusion: nn.Module = DeformFusion(c, num_blocks=fusion_cfg.num_blocks, official_flat_read=fusion_cfg.official_flat_read)
+    elif fusion_cfg.kind == "dyhead":
+        fusion = DyHead(c, num_blocks=fusion_cfg.num_blocks, official_flat_read=fusion_cfg.official_flat_read)
     else:
         fusion = nn.Identity()
-    track_head = TrackHead(in_channels=c, conv_channels=c, fc_channels=config.fc_channels, embed_dim=config.embed_dim, num_convs=config.track_convs)
+    head = config.track_head
+    track_head = TrackHead(
+        in_channels=c, num_convs=head.num_convs, conv_channels=c, roi_size=config.roi.size, fc_channels=head.fc_channels,
+        embed_dim=head.embed_dim,
+    )  # fmt: skip
     rpn_head = roi_head = None
-    if config.detection_heads:
-        rpn_head = RPNHead(c, c, anchor_strides=tuple(out_strides))
-        roi_head = RoIBoxHead(config.roi_strides, in_channels=c, conv_channels=c, fc_channels=config.fc_channels)
-    return MasaAdapter(pyramid, fusion, track_head, rpn_head, roi_head, roi_strides=config.roi_strides)
+    det = config.detection
+    if det is not None:
+        anchor_strides = det.anchor_strides if det.anchor_strides is not None else out_strides
+        if len(anchor_strides) != len(out_strides):
+            raise ValueError(f"DetectionHeadConfig.anchor_strides: {len(anchor_strides)} strides for {len(out_strides)} pyramid levels")
+        rpn_head = RPNHead(in_channels=c, feat_channels=c, anchor_strides=anchor_strides, loss_bbox=det.rpn_loss_bbox)
+        convs, fcs = (4, 1) if det.box_head == "shared4conv1fc" else (0, 2)
+        roi_head = RoIBoxHead(
+            roi_strides=roi_strides, in_channels=c, roi_size=config.roi.size, num_shared_convs=convs, conv_channels=c,
+            num_shared_fcs=fcs, fc_channels=det.fc_channels, finest_scale=config.roi.finest_scale,
+        )  # fmt: skip
+    return MasaAdapter(
+        pyramid=pyramid,
+        fusion=fusion,
+        track_head=track_head,
+        rpn_head=rpn_head,
+        roi_head=roi_head,
+        roi_strides=roi_strides,
+        roi_size=config.roi.size,
+        finest_scale=config.roi.finest_scale,
+    )
 
 
-def build_masa_model(config: AdapterConfig = ADAPTER_CONFIGS["lite"], **backbone_kwargs: Any) -> MasaModel:
-    """Frozen backbone + randomly initialised adapter, as described by ``config``."""
+def build_masa(config: MasaConfig, *, checkpoint: str | Path | None = None, **backbone_kwargs: Any) -> MasaModel:
+    """The model ``config`` describes: frozen backbone + adapter (or the raw-RoI baseline head).
+
+    ``checkpoint``: weights for it, ours (``.safetensors``, its config must equal ``config``) or
+    the authors' (``.pth`` of the same variant). ``backbone_kwargs`` go to the backbone builder
+    (``checkpoint=`` of a SAM backbone, ``weights=`` of ResNet-50, ``pretrained=`` of EfficientNet-Lite).
+    Without a checkpoint the adapter is randomly initialised (use ``torch.manual_seed``).
+    """
+    if checkpoint is not None:
+        model, stored = load_masa(checkpoint, **backbone_kwargs)
+        if _architecture(stored) != _architecture(config):
+            raise ValueError(f"{checkpoint}: holds a {stored.name or 'different'} model, not the requested {config.name or 'config'}")
+        return model
     backbone = build_backbone(config, **backbone_kwargs)
-    adapter = build_adapter(config, backbone.out_channels, backbone.strides)
-    return MasaModel(backbone, adapter)
+    if config.raw_features is not None:
+        head: nn.Module = RawRoIFeatures(
+            in_channels=backbone.out_channels,
+            in_strides=backbone.strides,
+            roi_size=config.raw_features.roi_size,
+            scale=config.raw_features.scale,
+        )
+    else:
+        assert config.adapter is not None  # MasaConfig guarantees one of the two
+        head = build_adapter(config.adapter, in_channels=backbone.out_channels, in_strides=backbone.strides)
+    return MasaModel(backbone, head)
 
 
-def save_masa_checkpoint(model: MasaModel, config: AdapterConfig, path: str | Path, include_backbone: bool = False) -> Path:
-    """Write ``model`` as safetensors: ``adapter.*`` (+ ``backbone.*``), config in the metadata."""
-    from safetensors.torch import save_file
-
-    state = {f"adapter.{k}": v.detach().cpu().contiguous() for k, v in model.adapter.state_dict().items()}
-    if include_backbone:
-        state.update({f"backbone.{k}": v.detach().cpu().contiguous() for k, v in model.backbone.state_dict().items()})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": CHECKPOINT_FORMAT, "masa_config": json.dumps(config.to_dict())}
-    save_file(state, str(path), metadata=metadata)
-    return path
+def _architecture(config: MasaConfig) -> MasaConfig:
+    return replace(config, name="")
 
 
-def load_masa_checkpoint(path: str | Path, **backbone_kwargs: Any) -> tuple[MasaModel, AdapterConfig]:
-    """Rebuild the model saved by :func:`save_masa_checkpoint` (strict key and shape check)."""
-    from safetensors import safe_open
+def load_masa(path: str | Path, *, sam_checkpoint: str | Path | None = None, **backbone_kwargs: Any) -> tuple[MasaModel, MasaConfig]:
+    """Rebuild a model from a checkpoint file and return it with its config.
 
-    from masa.modeling.checkpoint_io import load_strict
+    * ``.safetensors`` written by :func:`masa.modeling.checkpoint.save_masa_checkpoint`: the
+      config comes from the file; adapter (and backbone, if stored) load strictly.
+    * anything else is read as an authors' release (``masa_r50.pth``, ``sam_vit{b,h}_masa.pth``)
+      with ``torch.load(weights_only=True)``; SAM variants without encoder weights need
+      ``sam_checkpoint`` (the original SAM file).
+    """
+    from masa.modeling.official import guess_official_variant, load_official_weights
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"MASA checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        config, state = read_masa_checkpoint(path)
+        has_backbone = any(k.startswith("backbone.") for k in state)
+        if has_backbone and config.backbone.name.startswith("efficientnet_lite"):
+            backbone_kwargs.setdefault("pretrained", False)
+        if config.backbone.name.startswith("resnet50"):
+            backbone_kwargs.setdefault("warn_random_init", not has_backbone)
+        model = build_masa(config, **backbone_kwargs)
+        load_strict(model.adapter, strip_prefix(state, "adapter."), f"{path} (adapter)")
+        if has_backbone:
+            load_strict(model.backbone, strip_prefix(state, "backbone."), f"{path} (backbone)")
+            model.backbone.freeze()
+        return model, config
+    state = load_state_dict_file(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {k: handle.get_tensor(k) for k in handle.keys()}
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
-    if metadata.get("format") != CHECKPOINT_FORMAT or "masa_config" not in metadata:
-        raise ValueError(f"{path}: not a masa adapter checkpoint (metadata format {metadata.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
-    config = AdapterConfig.from_dict(json.loads(metadata["masa_config"]))
-    has_backbone = any(k.startswith("backbone.") for k in state)
-    if has_backbone and config.backbone.startswith("efficientnet_lite"):
-        backbone_kwargs.setdefault("pretrained", False)
-    model = build_masa_model(config, **backbone_kwargs)
-    load_strict(model.adapter, {k[len("adapter."):]: v for k, v in state.items() if k.startswith("adapter.")}, f"{path} (adapter)")
-    if has_backbone:
-        load_strict(model.backbone, {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}, f"{path} (backbone)")
-        model.backbone.freeze()
+        variant = guess_official_variant(state)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    config = MASA_CONFIGS[variant]
+    if config.backbone.name.startswith("resnet50"):
+        backbone_kwargs.setdefault("warn_random_init", False)  # its weights come from the file
+    model = build_masa(config, **backbone_kwargs)
+    load_official_weights(model, state, variant, what=str(path), sam_checkpoint=sam_checkpoint)
     return model, config
 
 
-def _guess_official_variant(state: dict[str, torch.Tensor]) -> str:
-    key = "masa_adapter.0.fpn1.0.weight"
-    if key in state:
-        return "sam_vith_masa" if state[key].shape[0] == 1280 else "sam_vitb_masa"
-    if any(k.startswith("backbone.layer4") for k in state):
-        return "masa_r50"
-    if "masa_adapter.0.lateral_convs.0.conv.weight" in state:
-        raise ValueError(
-            "this looks like the authors' Swin-B (GDINO or Detic) MASA checkpoint: its Swin-B backbone is not "
-            "implemented here yet; supported: masa_r50.pth, sam_vitb_masa.pth, sam_vith_masa.pth"
-        )
-    raise ValueError("not an official MASA checkpoint: no masa_adapter.* keys found")
-
-
-def load_official_model(
-    path: str | Path, variant: str | None = None, sam_checkpoint: str | Path | None = None
-) -> tuple[MasaModel, PreprocessConfig]:
-    """A :class:`MasaModel` from the authors' released ``.pth`` (``weights_only=True``).
-
-    The adapter loads strictly. The frozen backbone comes from the same file (``backbone.*`` for
-    ``masa_r50``, ``detector.backbone.*`` for the SAM variants) or, for SAM variants whose file lacks
-    it, from ``sam_checkpoint`` (an original SAM checkpoint such as ``sam_vit_b_01ec64.pth``).
-    """
-    from masa.modeling.backbones import build_resnet50_caffe, build_sam_vit_backbone, load_sam_checkpoint
-    from masa.modeling.checkpoint_io import load_strict
-    from masa.modeling.official import (
-        OFFICIAL_VARIANTS,
-        build_adapter_for_official,
-        load_official_adapter,
-        read_official_checkpoint,
-        sam_image_encoder_state_dict,
-    )
-
-    state = read_official_checkpoint(path)
-    variant = variant or _guess_official_variant(state)
-    spec = OFFICIAL_VARIANTS[variant]
-    adapter = build_adapter_for_official(variant)
-    parts = load_official_adapter(adapter, state, variant)
-    if variant == "masa_r50":
-        backbone: Backbone = build_resnet50_caffe(warn_random_init=False)
-        load_strict(backbone, parts.backbone, f"{path} (backbone)")
-        backbone.freeze()
-    else:
-        encoder = sam_image_encoder_state_dict(parts.detector) if parts.detector else {}
-        backbone = build_sam_vit_backbone("vit_h" if variant == "sam_vith_masa" else "vit_b")
-        if encoder:
-            load_sam_checkpoint(backbone, {f"image_encoder.{k}": v for k, v in encoder.items()})
-        elif sam_checkpoint is not None:
-            load_sam_checkpoint(backbone, sam_checkpoint)
-        else:
-            raise ValueError(f"{path}: holds no SAM image-encoder weights; pass the original SAM checkpoint (--sam-checkpoint)")
-    return MasaModel(backbone, adapter), spec.preprocess
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(spec)`` (validated)."""
+    if isinstance(spec, torch.device):
+        return spec
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -283,27 +187,78 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def build_predictor(
+    model: str | Path = "raw_efficientnet_lite0",
+    *,
+    device: str | torch.device = "cpu",
+    fp16: bool = False,
+    sam_checkpoint: str | Path | None = None,
+) -> MasaPredictor:
+    """A :class:`MasaPredictor` for ``model``: a registry name (``raw_efficientnet_lite0``, ``lite``,
+    ..., or a backbone name for its raw baseline) or a checkpoint file (``.safetensors`` / ``.pth``).
+
+    Named adapters without a checkpoint have random weights (useful for speed tests only).
+    """
+    spec = str(model)
+    path = Path(spec).expanduser()
+    if path.suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt") or path.is_file():
+        masa_model, config = load_masa(path, sam_checkpoint=sam_checkpoint)
+    else:
+        config = get_config(spec)
+        kwargs = {"checkpoint": sam_checkpoint} if config.backbone.name.startswith("sam_vit") and sam_checkpoint else {}
+        masa_model = build_masa(config, **kwargs)
+    return MasaPredictor(masa_model, config, device=resolve_device(device), fp16=fp16)
+
+
 def build_embedder(
     model: str | Path | None = None,
     appearance: str = "efficientnet_lite0",
     device: torch.device | str = "cpu",
     fp16: bool = False,
     sam_checkpoint: str | Path | None = None,
-) -> Embedder:
-    """The appearance model for tracking.
+) -> MasaPredictor:
+    """masa 0.1 spelling of :func:`build_predictor`: ``model`` (a checkpoint) or else the raw features of ``appearance``."""
+    return build_predictor(model if model is not None else appearance, device=device, fp16=fp16, sam_checkpoint=sam_checkpoint)
 
-    ``model``: our ``.safetensors`` adapter checkpoint or an official MASA ``.pth``; when ``None``,
-    raw RoI features of the frozen ``appearance`` backbone (the paper's off-the-shelf baseline).
-    """
-    if model is None:
-        from masa.modeling.baseline import build_baseline_embedder
 
-        return build_baseline_embedder(appearance, device=device)
-    path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"--model: checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        masa_model, config = load_masa_checkpoint(path)
-        return MasaEmbedder(masa_model, preprocess=config.preprocess, device=device, fp16=fp16)
-    masa_model, preprocess = load_official_model(path, sam_checkpoint=sam_checkpoint)
-    return MasaEmbedder(masa_model, preprocess=preprocess, device=device, fp16=fp16)
+# ---------------------------------------------------------------------------------------------
+# Named builders (segment-anything style)
+
+
+def build_masa_raw(backbone: str = "efficientnet_lite0") -> MasaModel:
+    """The off-the-shelf baseline on ``backbone`` (EfficientNet-Lite: packaged ImageNet weights)."""
+    return build_masa(get_config(f"raw_{backbone}"))
+
+
+def build_masa_lite(checkpoint: str | Path | None = None) -> MasaModel:
+    """The CPU-friendly adapter on EfficientNet-Lite0 (``lite``)."""
+    return build_masa(MASA_CONFIGS["lite"], checkpoint=checkpoint)
+
+
+def build_masa_r50(checkpoint: str | Path | None = None) -> MasaModel:
+    """The authors' MASA-R50 (``masa_r50.pth``)."""
+    return build_masa(MASA_CONFIGS["masa_r50"], checkpoint=checkpoint, warn_random_init=checkpoint is None)
+
+
+def build_masa_sam_vit_b(checkpoint: str | Path | None = None, sam_checkpoint: str | Path | None = None) -> MasaModel:
+    """The authors' SAM-ViT-B MASA (``sam_vitb_masa.pth``; ``sam_checkpoint`` for the encoder if the file lacks it)."""
+    if checkpoint is not None:
+        return load_masa(checkpoint, sam_checkpoint=sam_checkpoint)[0]
+    return build_masa(MASA_CONFIGS["sam_vitb_masa"], **({"checkpoint": sam_checkpoint} if sam_checkpoint else {}))
+
+
+def build_masa_sam_vit_h(checkpoint: str | Path | None = None, sam_checkpoint: str | Path | None = None) -> MasaModel:
+    """The authors' SAM-ViT-H MASA (``sam_vith_masa.pth``)."""
+    if checkpoint is not None:
+        return load_masa(checkpoint, sam_checkpoint=sam_checkpoint)[0]
+    return build_masa(MASA_CONFIGS["sam_vith_masa"], **({"checkpoint": sam_checkpoint} if sam_checkpoint else {}))
+
+
+#: name -> builder, as segment-anything's ``sam_model_registry``.
+masa_model_registry = {
+    "raw": build_masa_raw,
+    "lite": build_masa_lite,
+    "masa_r50": build_masa_r50,
+    "sam_vitb_masa": build_masa_sam_vit_b,
+    "sam_vith_masa": build_masa_sam_vit_h,
+}

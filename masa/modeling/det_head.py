@@ -204,6 +204,7 @@ class RPNHead(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int = 256,
         feat_channels: int = 256,
         anchor_strides: Sequence[int] = (4, 8, 16, 32, 64),
@@ -434,6 +435,7 @@ class RoIBoxHead(nn.Module):
 
     def __init__(
         self,
+        *,
         roi_strides: Sequence[int] = (4, 8, 16, 32),
         in_channels: int = 256,
         roi_size: int = 7,

@@ -49,6 +49,7 @@ class TrackHead(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int = 256,
         num_convs: int = 4,
         conv_channels: int = 256,

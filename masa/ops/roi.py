@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import roi_align
 
-__all__ = ["map_roi_levels", "multilevel_roi_align", "boxes_to_rois"]
+__all__ = ["map_roi_levels", "multilevel_roi_align", "boxes_to_rois", "frame_boxes_to_rois"]
 
 
 def map_roi_levels(boxes: Tensor, num_levels: int, finest_scale: float = 56.0) -> Tensor:
@@ -33,6 +33,23 @@ def boxes_to_rois(boxes: Sequence[Tensor] | Tensor) -> Tensor:
         boxes = [boxes]
     rois = [torch.cat([b.new_full((b.shape[0], 1), float(i)), b.float()], dim=1) for i, b in enumerate(boxes)]
     return torch.cat(rois) if rois else torch.zeros(0, 5)
+
+
+def frame_boxes_to_rois(boxes: Tensor, height: int, width: int, scale: float) -> Tensor:
+    """RoIs ``[N, 5]`` ``(0, x1, y1, x2, y2)`` in network-input px from ``boxes [N, 4]`` xyxy frame px.
+
+    The one rule for every model: corners are ordered, clipped to the frame
+    ``[0, width] x [0, height]``, multiplied by the preprocessing ``scale``, and each RoI is given
+    at least one network pixel of width and height around its centre (so a box on the frame's
+    edge or outside it still pools a valid, if tiny, region instead of an empty one).
+    """
+    x1y1 = torch.minimum(boxes[:, :2], boxes[:, 2:])
+    x2y2 = torch.maximum(boxes[:, :2], boxes[:, 2:])
+    limit = boxes.new_tensor([width, height])
+    x1y1 = torch.minimum(x1y1.clamp(min=0), limit) * scale  # (N, 2) network px
+    x2y2 = torch.minimum(x2y2.clamp(min=0), limit) * scale
+    centre, size = (x1y1 + x2y2) / 2, (x2y2 - x1y1).clamp(min=1.0)
+    return torch.cat([boxes.new_zeros(boxes.shape[0], 1), centre - size / 2, centre + size / 2], dim=1)
 
 
 def multilevel_roi_align(

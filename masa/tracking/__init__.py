@@ -14,23 +14,18 @@ float32[N, D]``; ``frame_index`` is 0-based and non-decreasing. The result keeps
 that got an id, with ``det_index`` pointing back at them. This package imports only torch,
 ``masa.structures`` and ``masa.ops``: embeddings arrive as tensors.
 
-Paper vs code (we follow the code):
-
-* Algorithm 1 of the paper has no one-track-per-detection rule; the code zeroes a taken track's
-  column for all other detections, so a track is continued by at most one detection per frame.
-* Eq. 2 (``(bi-softmax + cosine) / 2``) is used only by the TAO tracker; the BDD configs use
-  plain bi-softmax. Both work on raw dot products (no normalisation, no temperature).
-* The paper's per-track "queue" of embeddings is one momentum-averaged embedding per track,
-  ``(1 - 0.8) * old + 0.8 * new`` (the new embedding weighs 0.8).
-* The centre-distance gate, backdrops, ``-2`` suppression and the expiry rule
-  (``frame_index - last_frame >= memory_frames``) are in the code, not in the paper.
-* The BDD tracker's per-track velocity is computed by the authors but never used; it is omitted.
+Layout: ``base.py`` (the shared frame loop, :class:`~masa.tracking.base.OnlineTracker`),
+``tao.py`` / ``bdd.py`` (each tracker's own rules), ``track_bank.py`` (the live tracks),
+``backdrops.py`` (the BDD tracker's backdrop record), ``similarity.py`` (match scores, gates,
+greedy assignment) and ``validation.py`` (input and config checks). Where the authors' code
+differs from the paper (we follow the code), see ``docs/tracker.md``.
 """
 
+from masa.tracking.backdrops import BackdropFrame
 from masa.tracking.bdd import BddTrackerConfig, MasaBDDTracker
-from masa.tracking.memory import BackdropFrame, TrackMemory
 from masa.tracking.similarity import bisoftmax_cosine_scores, bisoftmax_scores, cosine_scores, softmax_scores
 from masa.tracking.tao import MasaTaoTracker, TaoTrackerConfig
+from masa.tracking.track_bank import TrackMemory
 
 __all__ = [
     "TaoTrackerConfig",

@@ -1,6 +1,8 @@
 """``MasaBDDTracker``: the authors' QDTrack-style tracker used by all their BDD100K test configs.
 
-Per non-empty frame (notes §3.2, authors' ``masa_bdd_tracker.py``):
+Per non-empty frame (authors' ``masa_bdd_tracker.py``; ``docs/tracker.md``). Steps 1, 5 and the
+bank part of 6 are the shared frame loop of :class:`~masa.tracking.base.OnlineTracker`; steps 2-4
+are :meth:`MasaBDDTracker._associate` and the backdrop push is :meth:`MasaBDDTracker._finish_frame`.
 
 1. stable sort by score, descending (ties keep input order);
 2. duplicate removal: detection ``i`` is dropped when its IoU with any earlier box (removed or not)
@@ -34,29 +36,16 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from masa.structures import Detections, Tracks
-from masa.tracking.memory import (
-    BackdropFrame,
-    TrackBank,
-    TrackMemory,
-    check_finite,
-    check_frame_input,
-    check_int,
-    start_and_remember,
-    tracks_from_rows,
-)
-from masa.tracking.similarity import (
-    bisoftmax_scores,
-    cosine_scores,
-    greedy_assign,
-    overlaps_earlier,
-    softmax_scores,
-)
+from masa.tracking.backdrops import BackdropFrame
+from masa.tracking.base import FrameRows, OnlineTracker
+from masa.tracking.similarity import bisoftmax_scores, cosine_scores, greedy_assign, overlaps_earlier, softmax_scores
+from masa.tracking.validation import check_int, check_tracker_config
 
 __all__ = ["BddTrackerConfig", "MasaBDDTracker"]
 
 MatchMetric = Literal["bisoftmax", "softmax", "cosine"]
 
+# Score function of each ``match_metric`` value: (detections [K, D], memory [M, D]) -> [K, M].
 _METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "bisoftmax": bisoftmax_scores,
     "softmax": softmax_scores,
@@ -111,24 +100,8 @@ class BddTrackerConfig:
     match_metric: MatchMetric = "bisoftmax"
 
     def __post_init__(self) -> None:
-        for name in (
-            "init_score_thresh",
-            "obj_score_thresh",
-            "match_score_thresh",
-            "suppress_conf_thresh",
-            "backdrop_iou_thresh",
-            "duplicate_iou_thresh",
-        ):
-            check_finite(name, getattr(self, name))
-        if self.match_score_thresh < 0:
-            # A track taken by a detection has its score zeroed for the others: with a negative
-            # threshold that zero would still match and hand the same id out twice.
-            raise ValueError(f"match_score_thresh must be >= 0, got {self.match_score_thresh}")
-        check_int("memory_frames", self.memory_frames, 1)
+        check_tracker_config(self, ("suppress_conf_thresh", "backdrop_iou_thresh", "duplicate_iou_thresh"))
         check_int("backdrop_frames", self.backdrop_frames, 0)
-        check_finite("momentum", self.momentum)
-        if not 0 < self.momentum <= 1:
-            raise ValueError(f"momentum (weight of the new embedding) must be in (0, 1], got {self.momentum}")
         if not isinstance(self.class_aware, bool):
             raise ValueError(f"class_aware must be a bool, got {self.class_aware!r}")
         if self.match_metric not in _METRICS:
@@ -140,126 +113,70 @@ class BddTrackerConfig:
         return cls(init_score_thresh=0.5, obj_score_thresh=0.3, match_score_thresh=0.6)
 
 
-class MasaBDDTracker:
+class MasaBDDTracker(OnlineTracker[BddTrackerConfig]):
     """Online appearance tracker with backdrops: the authors' ``MasaBDDTracker`` (module docstring).
 
-    Use one instance per video; :meth:`reset` starts a new one. Instances share no state.
+    Use one instance per video; :meth:`reset` starts a new one. Instances share no state. The
+    frame loop (validation, empty frames, new ids, memory update, expiry, output) is
+    :class:`~masa.tracking.base.OnlineTracker`'s; this class adds the BDD rules in
+    :meth:`_associate` and the backdrop push in :meth:`_finish_frame`. Labels are kept as given
+    (negative ones too); suppressed (``-2``) rows are not returned.
     """
 
+    config_type = BddTrackerConfig
+
     def __init__(self, config: BddTrackerConfig = BddTrackerConfig()) -> None:
-        if not isinstance(config, BddTrackerConfig):
-            raise TypeError(f"config must be a BddTrackerConfig, got {type(config).__name__}")
-        self.config = config
-        self._score_fn = _METRICS[config.match_metric]
-        self.reset()
+        super().__init__(config)
 
     def reset(self) -> None:
-        """Forget every track and backdrop, restart ids at 0 and accept any ``frame_index`` again."""
-        self._bank = TrackBank()
+        """Forget every track and backdrop, restart ids at 0 and accept any ``frame_index`` and ``D`` again."""
+        super().reset()
         self._backdrops: list[BackdropFrame] = []  # newest first
-        self._next_id = 0
-        self._last_frame_index: int | None = None
-        self._embedding_dim: int | None = None
-
-    @property
-    def num_tracks(self) -> int:
-        """Number of ids handed out since the last reset (the next new track gets this id)."""
-        return self._next_id
-
-    @property
-    def memory(self) -> TrackMemory:
-        """A read-only copy of the live tracks (ids, boxes, labels, scores, embeddings, last frames)."""
-        return self._bank.snapshot()
 
     @property
     def backdrops(self) -> tuple[BackdropFrame, ...]:
         """The kept backdrop frames, newest first (at most ``backdrop_frames``; entries may be empty)."""
         return tuple(self._backdrops)
 
-    def update(self, detections: Detections, frame_index: int) -> Tracks:
-        """Associate one frame's detections with the tracks; return the rows that got an id.
-
-        Args:
-            detections: ``N`` detections of the frame: boxes ``float32[N, 4]`` xyxy in
-                original-image pixels, scores, labels and ``embeddings float32[N, D]``
-                (required unless ``N == 0``).
-            frame_index: 0-based index of the frame; non-decreasing within a video.
-
-        Returns:
-            ``Tracks`` with the input rows that got an id (masks, embeddings and ``data`` carried
-            over), sorted by ``det_index`` (the input row); ids are unique. Suppressed (``-2``)
-            and unmatched rows are not returned.
-
-        Raises:
-            ValueError: missing/non-finite embeddings, a changed embedding dimension, or a
-                ``frame_index`` that is negative or goes backwards.
-        """
+    def _associate(self, rows: FrameRows, frame_index: int) -> tuple[FrameRows, Tensor]:
+        """Steps 2-4 of the module docstring on the score-sorted rows; returns kept rows and ids."""
         cfg = self.config
-        frame, embeds = check_frame_input(
-            detections, frame_index, last_frame_index=self._last_frame_index, embedding_dim=self._embedding_dim
-        )
-        self._last_frame_index = frame
-        empty_rows = torch.zeros(0, dtype=torch.int64)
-        if len(detections) == 0:
-            return tracks_from_rows(detections, empty_rows, empty_rows)  # memory and backdrops untouched
-        assert embeds is not None
-        self._embedding_dim = int(embeds.shape[1])
-        device = detections.boxes.device
-        self._bank.to(device)
-
-        rows = torch.sort(detections.scores, descending=True, stable=True).indices  # [N] input rows
-        boxes, scores, labels = detections.boxes[rows], detections.scores[rows], detections.labels[rows]
-        embeds = embeds[rows]
-
         # Duplicates: IoU with any earlier box (removed or not) above 0.3 (low score) / 0.7.
-        iou_thresh = torch.full_like(scores, cfg.duplicate_iou_thresh)
-        iou_thresh[scores < cfg.obj_score_thresh] = cfg.backdrop_iou_thresh
-        keep = ~overlaps_earlier(boxes, iou_thresh)
-        rows, boxes, scores, labels, embeds = rows[keep], boxes[keep], scores[keep], labels[keep], embeds[keep]
+        iou_thresh = torch.full_like(rows.scores, cfg.duplicate_iou_thresh)
+        iou_thresh[rows.scores < cfg.obj_score_thresh] = cfg.backdrop_iou_thresh
+        rows = rows.select(~overlaps_earlier(rows.boxes, iou_thresh))
 
-        ids = torch.full((len(rows),), -1, dtype=torch.int64, device=device)
         bank = self._bank
-        if len(bank) > 0:  # with no live track, backdrop columns alone could never give an id
-            assert bank.embeddings is not None
-            memo_embeds = torch.cat([bank.embeddings] + [b.embeddings.to(device) for b in self._backdrops])
-            memo_labels = torch.cat([bank.labels] + [b.labels.to(device) for b in self._backdrops])
-            num_backdrops = len(memo_labels) - len(bank)
-            memo_ids = torch.cat([bank.ids, torch.full((num_backdrops,), -1, dtype=torch.int64, device=device)])
-            match = self._score_fn(embeds, memo_embeds)  # [N, M + B]
-            if cfg.class_aware:
-                match = match * (labels[:, None] == memo_labels[None, :])
-            ids = greedy_assign(
-                match,
-                scores,
-                memo_ids,
-                match_thresh=cfg.match_score_thresh,
-                obj_score_thresh=cfg.obj_score_thresh,
-                suppress_conf_thresh=cfg.suppress_conf_thresh,
-            )
-
-        tracked, self._next_id = start_and_remember(
-            bank,
-            ids,
-            scores,
-            boxes,
-            labels,
-            embeds,
-            next_id=self._next_id,
-            init_score_thresh=cfg.init_score_thresh,
-            frame_index=frame,
-            momentum=cfg.momentum,
-            memory_frames=cfg.memory_frames,
+        if len(bank) == 0:  # with no live track, backdrop columns alone could never give an id
+            return rows, rows.unmatched_ids()
+        # Memory columns: the live tracks, then the backdrops (id -1: never matched), newest first.
+        device = rows.boxes.device
+        memo_embeds = torch.cat([bank.embeddings] + [b.embeddings.to(device) for b in self._backdrops])
+        memo_labels = torch.cat([bank.labels] + [b.labels.to(device) for b in self._backdrops])
+        num_backdrops = len(memo_labels) - len(bank)
+        memo_ids = torch.cat([bank.ids, torch.full((num_backdrops,), -1, dtype=torch.int64, device=device)])
+        match = _METRICS[cfg.match_metric](rows.embeddings, memo_embeds)  # [K, M + B]
+        if cfg.class_aware:
+            match = match * (rows.labels[:, None] == memo_labels[None, :])
+        ids = greedy_assign(
+            match,
+            rows.scores,
+            memo_ids,
+            match_thresh=cfg.match_score_thresh,
+            obj_score_thresh=cfg.obj_score_thresh,
+            suppress_conf_thresh=cfg.suppress_conf_thresh,
         )
-        self._push_backdrops(ids, boxes, labels, embeds, frame)
-        return tracks_from_rows(detections, rows[tracked], ids[tracked])
+        return rows, ids
 
-    def _push_backdrops(self, ids: Tensor, boxes: Tensor, labels: Tensor, embeds: Tensor, frame: int) -> None:
-        """Keep this frame's ``-1`` rows that overlap no earlier box (any row) by more than
+    def _finish_frame(self, rows: FrameRows, ids: Tensor, frame_index: int) -> None:
+        """Step 6: keep this frame's ``-1`` rows that overlap no earlier row (any id) by more than
         ``backdrop_iou_thresh``; push them (even none) in front and keep ``backdrop_frames`` frames."""
-        iou_thresh = torch.full((len(ids),), math.inf, device=boxes.device)
-        iou_thresh[ids == -1] = self.config.backdrop_iou_thresh
-        keep = (ids == -1) & ~overlaps_earlier(boxes, iou_thresh)
-        self._backdrops.insert(
-            0, BackdropFrame(frame_index=frame, boxes=boxes[keep], labels=labels[keep], embeddings=embeds[keep])
+        unmatched = ids == -1
+        iou_thresh = torch.full((len(ids),), math.inf, device=rows.boxes.device)
+        iou_thresh[unmatched] = self.config.backdrop_iou_thresh
+        keep = unmatched & ~overlaps_earlier(rows.boxes, iou_thresh)
+        backdrops = BackdropFrame(
+            frame_index=frame_index, boxes=rows.boxes[keep], labels=rows.labels[keep], embeddings=rows.embeddings[keep]
         )
+        self._backdrops.insert(0, backdrops)
         del self._backdrops[self.config.backdrop_frames :]

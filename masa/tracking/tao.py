@@ -1,6 +1,8 @@
 """``MasaTaoTracker``: the authors' tracker for the demos, TAO and open-vocabulary runs.
 
-Per non-empty frame (notes §3.1, authors' ``masa_tao_tracker.py``):
+Per non-empty frame (authors' ``masa_tao_tracker.py``; ``docs/tracker.md``). Steps 1, 5 and 6 are
+the shared frame loop of :class:`~masa.tracking.base.OnlineTracker`; steps 2-4 are
+:meth:`MasaTaoTracker._associate`.
 
 1. stable sort by score, descending (ties keep input order);
 2. drop detections with a negative label, and *distractors*: a detection with
@@ -25,18 +27,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
-from masa.structures import Detections, Tracks
-from masa.tracking.memory import (
-    TrackBank,
-    TrackMemory,
-    check_finite,
-    check_frame_input,
-    check_int,
-    start_and_remember,
-    tracks_from_rows,
-)
+from masa.tracking.base import FrameRows, OnlineTracker
 from masa.tracking.similarity import bisoftmax_cosine_scores, center_distance_gate, greedy_assign, overlaps_earlier
+from masa.tracking.validation import check_finite, check_tracker_config
 
 __all__ = ["TaoTrackerConfig", "MasaTaoTracker"]
 
@@ -80,22 +75,7 @@ class TaoTrackerConfig:
     fps: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in (
-            "init_score_thresh",
-            "obj_score_thresh",
-            "match_score_thresh",
-            "distractor_score_thresh",
-            "distractor_iou_thresh",
-        ):
-            check_finite(name, getattr(self, name))
-        if self.match_score_thresh < 0:
-            # A track taken by a detection has its score zeroed for the others: with a negative
-            # threshold that zero would still match and hand the same id out twice.
-            raise ValueError(f"match_score_thresh must be >= 0, got {self.match_score_thresh}")
-        check_int("memory_frames", self.memory_frames, 1)
-        check_finite("momentum", self.momentum)
-        if not 0 < self.momentum <= 1:
-            raise ValueError(f"momentum (weight of the new embedding) must be in (0, 1], got {self.momentum}")
+        check_tracker_config(self, ("distractor_score_thresh", "distractor_iou_thresh"))
         check_finite("fps", self.fps)
         if self.fps <= 0:
             raise ValueError(f"fps must be > 0, got {self.fps}")
@@ -146,10 +126,14 @@ class TaoTrackerConfig:
         )
 
 
-class MasaTaoTracker:
-    """Online appearance tracker: the authors' ``MasaTaoTracker`` (see the module docstring).
+class MasaTaoTracker(OnlineTracker[TaoTrackerConfig]):
+    """Online appearance tracker: the authors' ``MasaTaoTracker`` (rules in the module docstring).
 
-    Use one instance per video; :meth:`reset` starts a new one. Instances share no state.
+    Use one instance per video; :meth:`reset` starts a new one. Instances share no state. The
+    frame loop (validation, empty frames, new ids, memory update, expiry, output) is
+    :class:`~masa.tracking.base.OnlineTracker`'s; this class adds the TAO rules in
+    :meth:`_associate`. Negative labels are dropped; frame gaps age the tracks and widen the
+    distance gate.
 
     Example::
 
@@ -161,103 +145,37 @@ class MasaTaoTracker:
     equivalent here: matching is class-agnostic.
     """
 
+    config_type = TaoTrackerConfig
+
     def __init__(self, config: TaoTrackerConfig = TaoTrackerConfig()) -> None:
-        if not isinstance(config, TaoTrackerConfig):
-            raise TypeError(f"config must be a TaoTrackerConfig, got {type(config).__name__}")
-        self.config = config
-        self.reset()
+        super().__init__(config)
 
-    def reset(self) -> None:
-        """Forget every track, restart ids at 0 and accept any ``frame_index`` again."""
-        self._bank = TrackBank()
-        self._next_id = 0
-        self._last_frame_index: int | None = None
-        self._embedding_dim: int | None = None
-
-    @property
-    def num_tracks(self) -> int:
-        """Number of ids handed out since the last reset (the next new track gets this id)."""
-        return self._next_id
-
-    @property
-    def memory(self) -> TrackMemory:
-        """A read-only copy of the live tracks (ids, boxes, labels, scores, embeddings, last frames)."""
-        return self._bank.snapshot()
-
-    def update(self, detections: Detections, frame_index: int) -> Tracks:
-        """Associate one frame's detections with the tracks; return the rows that got an id.
-
-        Args:
-            detections: ``N`` detections of the frame: boxes ``float32[N, 4]`` xyxy in
-                original-image pixels, scores, labels (negative labels are dropped) and
-                ``embeddings float32[N, D]`` (required unless ``N == 0``).
-            frame_index: 0-based index of the frame; non-decreasing within a video (gaps allowed:
-                they age the tracks and widen the distance gate).
-
-        Returns:
-            ``Tracks`` with the input rows that got an id (masks, embeddings and ``data`` carried
-            over), sorted by ``det_index`` (the input row); ids are unique.
-
-        Raises:
-            ValueError: missing/non-finite embeddings, a changed embedding dimension, or a
-                ``frame_index`` that is negative or goes backwards.
-        """
+    def _associate(self, rows: FrameRows, frame_index: int) -> tuple[FrameRows, Tensor]:
+        """Steps 2-4 of the module docstring on the score-sorted rows; returns kept rows and ids."""
         cfg = self.config
-        frame, embeds = check_frame_input(
-            detections, frame_index, last_frame_index=self._last_frame_index, embedding_dim=self._embedding_dim
-        )
-        self._last_frame_index = frame
-        empty_rows = torch.zeros(0, dtype=torch.int64)
-        if len(detections) == 0:
-            return tracks_from_rows(detections, empty_rows, empty_rows)  # memory untouched
-        assert embeds is not None
-        self._embedding_dim = int(embeds.shape[1])
-        device = detections.boxes.device
-        self._bank.to(device)
-
-        rows = torch.sort(detections.scores, descending=True, stable=True).indices  # [N] input rows
-        boxes, scores, labels = detections.boxes[rows], detections.scores[rows], detections.labels[rows]
-        embeds = embeds[rows]
-
         # Distractors: low-score boxes overlapping any earlier box (removed or not); negative labels.
-        iou_thresh = torch.full_like(scores, math.inf)
-        iou_thresh[scores < cfg.distractor_score_thresh] = cfg.distractor_iou_thresh
-        keep = (labels >= 0) & ~overlaps_earlier(boxes, iou_thresh)
-        rows, boxes, scores, labels, embeds = rows[keep], boxes[keep], scores[keep], labels[keep], embeds[keep]
+        iou_thresh = torch.full_like(rows.scores, math.inf)
+        iou_thresh[rows.scores < cfg.distractor_score_thresh] = cfg.distractor_iou_thresh
+        rows = rows.select((rows.labels >= 0) & ~overlaps_earlier(rows.boxes, iou_thresh))
 
-        ids = torch.full((len(rows),), -1, dtype=torch.int64, device=device)
         bank = self._bank
-        if len(rows) > 0 and len(bank) > 0:
-            assert bank.embeddings is not None
-            match = bisoftmax_cosine_scores(embeds, bank.embeddings)  # [N, M]
-            if cfg.max_center_distance is not None:
-                match = match * center_distance_gate(
-                    boxes,
-                    bank.boxes,
-                    (frame - bank.last_frames).abs(),
-                    max_distance=cfg.max_center_distance,
-                    growth_factor=cfg.growth_factor,
-                    smoothing=cfg.distance_smoothing,
-                )
-            ids = greedy_assign(
-                match,
-                scores,
-                bank.ids,
-                match_thresh=cfg.match_score_thresh,
-                obj_score_thresh=cfg.obj_score_thresh,
+        if len(rows) == 0 or len(bank) == 0:
+            return rows, rows.unmatched_ids()
+        match = bisoftmax_cosine_scores(rows.embeddings, bank.embeddings)  # [K, M]
+        if cfg.max_center_distance is not None:
+            match = match * center_distance_gate(
+                rows.boxes,
+                bank.boxes,
+                (frame_index - bank.last_frames).abs(),
+                max_distance=cfg.max_center_distance,
+                growth_factor=cfg.growth_factor,
+                smoothing=cfg.distance_smoothing,
             )
-
-        tracked, self._next_id = start_and_remember(
-            bank,
-            ids,
-            scores,
-            boxes,
-            labels,
-            embeds,
-            next_id=self._next_id,
-            init_score_thresh=cfg.init_score_thresh,
-            frame_index=frame,
-            momentum=cfg.momentum,
-            memory_frames=cfg.memory_frames,
+        ids = greedy_assign(
+            match,
+            rows.scores,
+            bank.ids,
+            match_thresh=cfg.match_score_thresh,
+            obj_score_thresh=cfg.obj_score_thresh,
         )
-        return tracks_from_rows(detections, rows[tracked], ids[tracked])
+        return rows, ids

@@ -22,8 +22,19 @@ def count_frames(path: Path) -> int:
 
 def test_track_sample_clip_writes_all_outputs(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["track", str(SAMPLE / "video.mp4"), "--detections", str(SAMPLE / "det.txt"),
-                 "--out", str(out), "--max-frames", "6", "--no-progress"])
+    code = main(
+        [
+            "track",
+            str(SAMPLE / "video.mp4"),
+            "--detections",
+            str(SAMPLE / "det.txt"),
+            "--out",
+            str(out),
+            "--max-frames",
+            "6",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     summary = capsys.readouterr().out
     assert "6 frames" in summary and "tracks" in summary and "frames/s" in summary
@@ -53,7 +64,7 @@ def test_track_mot_sequence_uses_its_public_detections(tud_campus, tmp_path):
     "args, message",
     [
         (["missing.mp4", "--detections", "x.txt"], "missing.mp4"),
-        (["{video}", "--detections", "{bad_det}"], "line 2"),
+        (["{video}", "--detections", "{bad_det}"], "bad_det.txt:2:"),
         (["{video}"], "no detections"),
         (["{video}", "--detections", "{det}", "--max-frames", "0"], "--max-frames"),
         (["{video}", "--detections", "{det}", "--model", "nope.safetensors"], "nope.safetensors"),
@@ -76,12 +87,39 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
 def test_track_with_adapter_checkpoint(tmp_path):
     from dataclasses import replace
 
-    from masa.modeling.build import ADAPTER_CONFIGS, build_masa_model, save_masa_checkpoint
+    from masa.modeling.build import build_masa
+    from masa.modeling.checkpoint import save_masa_checkpoint
+    from masa.modeling.config import MASA_CONFIGS, PyramidConfig, TrackHeadConfig
 
-    config = replace(ADAPTER_CONFIGS["lite"], channels=32, fc_channels=64, embed_dim=32, detection_heads=False)
-    ckpt = save_masa_checkpoint(build_masa_model(config), config, tmp_path / "adapter.safetensors")
+    lite = MASA_CONFIGS["lite"]
+    config = replace(
+        lite,
+        adapter=replace(
+            lite.adapter, pyramid=PyramidConfig(channels=32), track_head=TrackHeadConfig(fc_channels=64, embed_dim=32), detection=None
+        ),
+    )
+    ckpt = save_masa_checkpoint(build_masa(config), config, tmp_path / "adapter.safetensors")
     out = tmp_path / "adapter_run"
     code = main(["track", str(SAMPLE / "video.mp4"), "--detections", str(SAMPLE / "det.txt"), "--model", str(ckpt),
-                 "--out", str(out), "--max-frames", "3", "--no-video", "--no-progress"])
+                 "--out", str(out), "--max-frames", "3", "--no-video", "--no-progress"])  # fmt: skip
     assert code == 0
     assert np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2).shape[0] > 0
+
+
+def test_cli_and_python_pipeline_give_identical_tracks(tmp_path):
+    """`masa track` and the README's Python example build the same pipeline."""
+    from masa.io import open_source
+    from masa.pipeline import PipelineConfig, build_pipeline, output_sinks
+
+    cli_out, py_out = tmp_path / "cli", tmp_path / "py"
+    argv = ["track", str(SAMPLE / "video.mp4"), "--detections", str(SAMPLE / "det.txt"), "--out", str(cli_out),
+            "--max-frames", "12", "--no-video", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    config = PipelineConfig(detections=str(SAMPLE / "det.txt"))
+    with open_source(str(SAMPLE / "video.mp4"), max_frames=12) as frames, build_pipeline(config) as pipeline:
+        for sink in output_sinks(py_out, video_name=frames.name, fps=frames.fps, video=False):
+            pipeline.add_sink(sink)
+        ids = [result.tracks.ids.tolist() for result in pipeline.run(frames)]
+    assert len(ids) == 12 and sum(map(len, ids)) > 0
+    assert (cli_out / "tracks.txt").read_text() == (py_out / "tracks.txt").read_text()
+    assert (cli_out / "tracks.json").read_text() == (py_out / "tracks.json").read_text()

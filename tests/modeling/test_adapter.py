@@ -1,21 +1,17 @@
-"""MasaAdapter / MasaModel / MasaEmbedder on tiny fake backbones (CPU, forward and backward)."""
+"""MasaAdapter / MasaModel on tiny fake backbones (CPU, forward and backward)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from masa.modeling.adapter import MasaAdapter, MasaEmbedder, MasaModel
+from masa.modeling.adapter import MasaAdapter, MasaModel
 from masa.modeling.backbones.base import Backbone
 from masa.modeling.det_head import RoIBoxHead, RPNHead
-from masa.modeling.embedder import Embedder
 from masa.modeling.fusion import DeformFusion, DyHead
-from masa.modeling.preprocess import PreprocessConfig
 from masa.modeling.pyramid import FPN, SimpleFPN
 from masa.ops.roi import boxes_to_rois
-from masa.structures import Detections
 
 C = 32
 EMBED = 16
@@ -56,9 +52,9 @@ class TinyPlainViT(Backbone):
 def _heads(anchor_strides, roi_strides):
     from masa.modeling.track_head import TrackHead
 
-    track = TrackHead(C, 2, C, 7, 32, EMBED, gn_groups=8)
-    rpn = RPNHead(C, C, anchor_strides=anchor_strides, num_samples=64)
-    roi = RoIBoxHead(roi_strides, in_channels=C, fc_channels=32, num_samples=64)
+    track = TrackHead(in_channels=C, num_convs=2, conv_channels=C, roi_size=7, fc_channels=32, embed_dim=EMBED, gn_groups=8)
+    rpn = RPNHead(in_channels=C, feat_channels=C, anchor_strides=anchor_strides, num_samples=64)
+    roi = RoIBoxHead(roi_strides=roi_strides, in_channels=C, fc_channels=32, num_samples=64)
     return track, rpn, roi
 
 
@@ -67,7 +63,9 @@ def _swin_like_model() -> MasaModel:
     backbone = TinyHierarchical().freeze()
     track, rpn, roi = _heads((8, 16, 32, 64, 128), (8, 16, 32))
     pyramid = FPN(backbone.out_channels, C, num_outs=5, norm="bn", in_strides=backbone.strides)
-    adapter = MasaAdapter(pyramid, DeformFusion(C, num_blocks=1), track, rpn, roi, roi_strides=(8, 16, 32))
+    adapter = MasaAdapter(
+        pyramid=pyramid, fusion=DeformFusion(C, num_blocks=1), track_head=track, rpn_head=rpn, roi_head=roi, roi_strides=(8, 16, 32)
+    )
     return MasaModel(backbone, adapter)
 
 
@@ -75,7 +73,9 @@ def _sam_like_model() -> MasaModel:
     torch.manual_seed(0)
     backbone = TinyPlainViT().freeze()
     track, rpn, roi = _heads((4, 8, 16, 32, 64), (4, 8, 16, 32))
-    adapter = MasaAdapter(SimpleFPN(24, C), DyHead(C, num_blocks=1), track, rpn, roi, roi_strides=(4, 8, 16, 32))
+    adapter = MasaAdapter(
+        pyramid=SimpleFPN(24, C), fusion=DyHead(C, num_blocks=1), track_head=track, rpn_head=rpn, roi_head=roi, roi_strides=(4, 8, 16, 32)
+    )
     return MasaModel(backbone, adapter)
 
 
@@ -101,49 +101,18 @@ def test_detect_returns_boxes_inside_the_image():
     model = _swin_like_model().eval()
     with torch.no_grad():
         fused = model.forward_features(torch.rand(1, 3, 64, 96) * 255)
-        (boxes, scores), = model.adapter.detect(fused, [(60, 90)], score_thresh=0.0, max_per_img=7)
+        ((boxes, scores),) = model.adapter.detect(fused, [(60, 90)], score_thresh=0.0, max_per_img=7)
     assert boxes.shape[0] == scores.shape[0] <= 7
     assert float(boxes.min()) >= 0 and float(boxes[:, 2].max()) <= 90 and float(boxes[:, 3].max()) <= 60
 
 
 def test_adapter_without_detection_heads():
     model = _swin_like_model()
-    adapter = MasaAdapter(model.adapter.pyramid, model.adapter.fusion, model.adapter.track_head, roi_strides=(8, 16, 32))
+    adapter = MasaAdapter(
+        pyramid=model.adapter.pyramid, fusion=model.adapter.fusion, track_head=model.adapter.track_head, roi_strides=(8, 16, 32)
+    )
     assert not adapter.has_detection_heads
     with pytest.raises(RuntimeError, match="rpn_head"):
         adapter.detect([], [(1, 1)])
     with pytest.raises(ValueError, match="rois"):
         adapter.embed([torch.zeros(1, C, 4, 4)], torch.zeros(3, 4))
-
-
-def test_embedder_protocol_and_box_scaling():
-    model = _swin_like_model()
-    embedder = MasaEmbedder(model, PreprocessConfig(max_size=(96, 64), size_divisor=32))
-    assert isinstance(embedder, Embedder) and embedder.embedding_dim == EMBED
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(50, 100, 3), dtype=np.uint8)  # resized by 0.96 to 48x96
-    boxes = torch.tensor([[0.0, 0.0, 40.0, 30.0], [50.0, 10.0, 99.0, 49.0], [10.0, 5.0, 12.0, 9.0]])
-    emb = embedder.embed(image, boxes)
-    assert emb.shape == (3, EMBED) and emb.dtype == torch.float32 and emb.device.type == "cpu"
-    assert embedder.embed(image, torch.zeros(0, 4)).shape == (0, EMBED)
-
-    # same as running the pieces by hand with boxes scaled to network pixels
-    from masa.modeling.preprocess import preprocess_image
-
-    pre = preprocess_image(image, embedder.preprocess, pad_value=model.backbone.pixel_mean.flatten())
-    assert pre.scale == pytest.approx(0.96)
-    with torch.no_grad():
-        fused = model.forward_features(pre.images)
-        expected = model.adapter.embed(fused, boxes_to_rois(boxes * pre.scale))
-    torch.testing.assert_close(emb, expected)
-
-
-def test_embedder_detect_frame_in_original_pixels():
-    embedder = MasaEmbedder(_sam_like_model(), PreprocessConfig(max_size=(64, 64), size_divisor=32))
-    image = np.random.default_rng(1).integers(0, 256, size=(40, 120, 3), dtype=np.uint8)  # scale 64/120
-    dets = embedder.detect_frame(image, score_thresh=0.0, max_per_img=5)
-    assert isinstance(dets, Detections) and 0 < len(dets) <= 5
-    assert float(dets.boxes[:, 2].max()) <= 120 and float(dets.boxes[:, 3].max()) <= 40
-    both = embedder.detect_and_embed(image, score_thresh=0.0, max_per_img=5)
-    assert both.embeddings is not None and both.embeddings.shape == (len(both), EMBED)
-    torch.testing.assert_close(both.boxes, dets.boxes)

@@ -25,7 +25,7 @@ from masa.modeling.backbones import (
     load_sam_checkpoint,
 )
 from masa.modeling.backbones.efficientnet_lite import Conv2dSame, efficientnet_lite_weights_path
-from masa.modeling.checkpoint_io import CheckpointError, load_state_dict_file, load_strict, strip_prefix
+from masa.modeling.checkpoint import CheckpointError, load_state_dict_file, load_strict, strip_prefix
 
 TINY_SAM = SamViTConfig(embed_dim=64, depth=4, num_heads=2, global_attn_indexes=(1, 3), img_size=256, window_size=4, taps=(0, 1, 2, 3))
 
@@ -262,7 +262,7 @@ def test_backbone_builders_registry() -> None:
     assert backbone.out_channels == (24, 40, 112, 320) and backbone.strides == (4, 8, 16, 32)
 
 
-# --------------------------------------------------------------------------- checkpoint_io
+# --------------------------------------------------------------------------- checkpoint
 
 
 class NotATensor:

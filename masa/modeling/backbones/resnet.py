@@ -79,7 +79,7 @@ def build_resnet50_backbone(
             stacklevel=2,
         )
         return backbone
-    from masa.modeling.checkpoint_io import load_state_dict_file, load_strict, strip_prefix
+    from masa.modeling.checkpoint import load_state_dict_file, load_strict, strip_prefix
 
     state = load_state_dict_file(weights)
     if "conv1.weight" not in state:

@@ -191,7 +191,7 @@ def load_sam_checkpoint(backbone: SamViTBackbone, path: str | Path | Mapping[str
     the right shape and no unexpected encoder key may remain; the other components (prompt
     encoder, mask decoder, ...) are ignored and counted in the returned report.
     """
-    from masa.modeling.checkpoint_io import load_state_dict_file, load_strict, strip_prefix
+    from masa.modeling.checkpoint import load_state_dict_file, load_strict, strip_prefix
 
     state = load_state_dict_file(path) if isinstance(path, (str, Path)) else dict(path)
     prefix = _encoder_prefix(state)

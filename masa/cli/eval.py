@@ -1,16 +1,20 @@
-"""``masa eval``: score MOTChallenge-format tracker output (HOTA, CLEAR, Identity, TETA).
+"""``masa eval``: score tracker output against MOTChallenge ground truth (HOTA, CLEAR, Identity, TETA).
 
-One sequence::
+One sequence (``--pred``: a MOTChallenge ``.txt``, the ``tracks.json`` of ``masa track``, or the
+``masa track --out`` folder holding them)::
 
-    masa eval --gt data/MOT15/TUD-Campus --pred results/TUD-Campus.txt
+    masa eval --gt data/MOT15/TUD-Campus --pred runs/TUD-Campus/tracks.txt
 
-Many sequences (every sub-folder of ``--gt-dir`` with ``gt/gt.txt``; predictions are
-``<pred-dir>/<sequence>.txt``)::
+Many sequences (every sub-folder of ``--gt-dir`` with ``gt/gt.txt``; the result of sequence ``S``
+is ``<pred-dir>/S.txt``, ``S.json``, ``S/tracks.txt`` or ``S/tracks.json``)::
 
     masa eval --gt-dir data/MOT15 --pred-dir results --json --out scores.json
 
-The table prints fractions as percentages; ``--json`` prints only the JSON object (fractions in
-[0, 1], counts as ints) on stdout. Bad input gives a one-line error on stderr and exit code 2.
+TETA follows the authors' evaluator: ``--teta-mode tao`` (default) or ``exhaustive`` (their COCO /
+BDD100K variant); ``--class-aware`` evaluates per class (column 8 of gt and results, or the JSON
+``category_id``). The table prints fractions as percentages; ``--json`` prints only the JSON object
+(fractions in [0, 1], counts as ints) on stdout. Bad input gives a one-line error on stderr
+(``<file>:<line>: ...`` for malformed files) and exit code 2. See ``docs/eval.md``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 __all__ = ["add_eval_subparser", "run_eval"]
 
 _DEFAULT_METRICS = ("HOTA", "CLEAR", "Identity", "TETA")
+_TETA_MODES = ("tao", "exhaustive")  # masa.eval.teta.TETA_MODES (not imported: keeps `masa --help` fast)
 
 
 class _UsageError(ValueError):
@@ -36,20 +42,30 @@ def add_eval_subparser(subparsers: Any) -> None:
         "eval",
         help="score MOTChallenge tracking results (HOTA, MOTA, IDF1, TETA)",
         description=(
-            "Score MOTChallenge-format tracking results against ground truth with HOTA, CLEAR "
-            "(MOTA, ...), Identity (IDF1, ...) computed by TrackEval's metric classes, and TETA. "
+            "Score tracking results (MOTChallenge .txt, or the tracks.json of masa track) against "
+            "MOTChallenge ground truth with HOTA, CLEAR (MOTA, ...), Identity (IDF1, ...) computed by "
+            "TrackEval's metric classes, and TETA computed as its authors' evaluator does. "
             "Give either --gt/--pred (one sequence) or --gt-dir/--pred-dir (many)."
         ),
         epilog=(
             "Text output shows percentages; JSON output holds fractions in [0, 1] and integer counts. "
             "--benchmark MOT15 (default) scores every gt row whose conf flag is non-zero; "
-            "MOT16/MOT17/MOT20 score pedestrians only and drop predictions on distractors."
+            "MOT16/MOT17/MOT20 score pedestrians only and drop predictions on distractors. "
+            "See docs/eval.md."
         ),
     )
     p.add_argument("--gt", metavar="GT", help="gt.txt file or MOTChallenge sequence folder (uses gt/gt.txt)")
-    p.add_argument("--pred", metavar="PRED", help="tracker result .txt for the --gt sequence")
+    p.add_argument(
+        "--pred",
+        metavar="PRED",
+        help="results for the --gt sequence: a MOTChallenge .txt, a masa track tracks.json, or a masa track --out folder",
+    )
     p.add_argument("--gt-dir", metavar="DIR", help="folder whose sub-folders <seq>/gt/gt.txt are the sequences")
-    p.add_argument("--pred-dir", metavar="DIR", help="folder with one <seq>.txt result per sequence")
+    p.add_argument(
+        "--pred-dir",
+        metavar="DIR",
+        help="folder with one result per sequence: <seq>.txt, <seq>.json, <seq>/tracks.txt or <seq>/tracks.json",
+    )
     p.add_argument("--seqs", nargs="+", metavar="SEQ", help="with --gt-dir: evaluate only these sequences")
     p.add_argument(
         "--allow-missing",
@@ -69,6 +85,19 @@ def add_eval_subparser(subparsers: Any) -> None:
         metavar="NAME",
         help="MOT15 (default), MOT16, MOT17 or MOT20: selects the MOTChallenge gt preprocessing",
     )
+    p.add_argument(
+        "--teta-mode",
+        choices=_TETA_MODES,
+        default="tao",
+        help="TETA as the authors evaluate TAO (default: predictions overlapping no gt box are ignored) "
+        "or exhaustive COCO/BDD100K-style (unmatched predictions of a class lower ClsA)",
+    )
+    p.add_argument(
+        "--class-aware",
+        action="store_true",
+        help="TETA per class, classes from column 8 of gt and results or the JSON category_id "
+        "(prefers <seq>.json / tracks.json: masa track's tracks.txt has no class); default: class-agnostic",
+    )
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
     p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
     p.set_defaults(func=run_eval)
@@ -83,6 +112,18 @@ def _seq_name(gt_path: Path) -> str:
     if gt_path.stem == "gt":  # e.g. assets/tud-campus/gt.txt: the folder names the sequence
         return gt_path.resolve().parent.name
     return gt_path.stem
+
+
+def _result_file(base: Path, seq: str | None, class_aware: bool) -> Path | None:
+    """The result file of one sequence: ``<base>/<seq>.txt|.json`` or ``<base>/<seq>/tracks.txt|.json``
+    (``seq=None``: ``<base>/tracks.txt|.json``). JSON first when class-aware (it has the classes)."""
+    folder = base if seq is None else base / seq
+    candidates = [folder / "tracks.txt", folder / "tracks.json"]
+    if seq is not None:
+        candidates = [base / f"{seq}.txt", base / f"{seq}.json", *candidates]
+    if class_aware:
+        candidates.sort(key=lambda p: p.suffix != ".json")  # stable: keeps the order within each kind
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def _collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -102,7 +143,12 @@ def _collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
             raise FileNotFoundError(f"--gt {gt_path} does not exist")
         if gt_path.is_dir() and not (gt_path / "gt" / "gt.txt").is_file():
             raise FileNotFoundError(f"--gt {gt_path} is a folder without gt/gt.txt")
-        if not pred_path.is_file():
+        if pred_path.is_dir():
+            found = _result_file(pred_path, None, args.class_aware)
+            if found is None:
+                raise FileNotFoundError(f"--pred {pred_path} is a folder without tracks.txt or tracks.json")
+            pred_path = found
+        elif not pred_path.is_file():
             raise FileNotFoundError(f"--pred {pred_path} is not a file")
         name = _seq_name(gt_path)
         return {name: gt_path}, {name: pred_path}
@@ -122,15 +168,15 @@ def _collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         if unknown:
             raise _UsageError(f"--seqs: not found in {gt_dir}: {', '.join(unknown)}")
         seqs = [s for s in seqs if s in set(args.seqs)]
-    missing = [s for s in seqs if not (pred_dir / f"{s}.txt").is_file()]
+    pred = {s: _result_file(pred_dir, s, args.class_aware) for s in seqs}
+    missing = [s for s in seqs if pred[s] is None]
     if missing and not args.allow_missing:
         raise _UsageError(
             f"no result file in {pred_dir} for {len(missing)} sequence(s): "
             + ", ".join(f"{s}.txt" for s in missing)
-            + " (use --allow-missing to score them as empty)"
+            + " (also looked for <seq>.json, <seq>/tracks.txt, <seq>/tracks.json; use --allow-missing to score them as empty)"
         )
     gt = {s: gt_dir / s for s in seqs}
-    pred = {s: (None if s in missing else pred_dir / f"{s}.txt") for s in seqs}
     return gt, pred
 
 
@@ -142,7 +188,13 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         gt, pred = _collect(args)
         metrics = args.metrics or list(_DEFAULT_METRICS)
-        result = evaluate_mot(gt, pred, benchmark=args.benchmark, metrics=metrics)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = evaluate_mot(
+                gt, pred, benchmark=args.benchmark, metrics=metrics, teta_mode=args.teta_mode, class_aware=args.class_aware
+            )
+        for w in caught:
+            print(f"masa eval: warning: {w.message}", file=sys.stderr)
         payload = to_json(result)
         text = json.dumps(payload, indent=2)
         if args.out:
@@ -150,7 +202,7 @@ def run_eval(args: argparse.Namespace) -> int:
             if out.parent and not out.parent.exists():
                 out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text + "\n", encoding="utf-8")
-    except (ValueError, OSError) as exc:  # MOTFormatError is a ValueError
+    except (ValueError, OSError) as exc:  # InputError is a ValueError
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"masa eval: error: {msg}", file=sys.stderr)
         return 2
@@ -159,7 +211,10 @@ def run_eval(args: argparse.Namespace) -> int:
         print(text)
     else:
         print(format_table(result, result.metrics))
-        print(f"benchmark {result.benchmark}; scores in percent, counts as integers")
+        teta = ""
+        if "TETA" in result.metrics:
+            teta = f"; TETA {result.teta_mode} mode, {'class-aware' if result.class_aware else 'class-agnostic'}"
+        print(f"benchmark {result.benchmark}{teta}; scores in percent, counts as integers")
         if args.out:
             print(f"JSON written to {args.out}")
     return 0

@@ -1,4 +1,4 @@
-"""Reporting of :class:`masa.eval.mot_metrics.EvalResult`: aligned text tables and JSON.
+"""Reporting of :class:`masa.eval.common.EvalResult`: aligned text tables and JSON.
 
 Tables show fractions as percentages with one decimal (``0.5264 -> 52.6``) and counts as
 integers. JSON keeps the raw fractions (``0.5264``), never percentages.
@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from masa.eval.mot_metrics import COMBINED, METRIC_FAMILIES, EvalResult, is_count_key
+from masa.eval.common import COMBINED, METRIC_FAMILIES, EvalResult, is_count_key
 
 __all__ = ["TABLE_COLUMNS", "JSON_UNITS", "format_table", "to_json"]
 
@@ -87,8 +87,8 @@ def _clean(summary: Mapping[str, Any]) -> dict[str, Any]:
 def to_json(result: EvalResult, *, include_curves: bool = False) -> dict[str, Any]:
     """A JSON-serialisable dict::
 
-        {"benchmark": "MOT15", "metrics": ["HOTA", ...], "units": "...",
-         "sequences": {name: {key: value}}, "combined": {key: value}}
+        {"benchmark": "MOT15", "metrics": ["HOTA", ...], "teta": {"mode": "tao", "class_aware": false},
+         "units": "...", "sequences": {name: {key: value}}, "combined": {key: value}}
 
     Values are fractions (not percent) or ints; NaN/inf become ``None``. With
     ``include_curves`` the per-alpha curves are added under ``"per_alpha"``.
@@ -96,6 +96,7 @@ def to_json(result: EvalResult, *, include_curves: bool = False) -> dict[str, An
     out: dict[str, Any] = {
         "benchmark": result.benchmark,
         "metrics": list(result.metrics),
+        "teta": {"mode": result.teta_mode, "class_aware": result.class_aware},
         "units": JSON_UNITS,
         "sequences": {name: _clean(s) for name, s in result.sequences.items()},
         "combined": _clean(result.combined),

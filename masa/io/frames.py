@@ -27,7 +27,6 @@ Conventions:
 
 from __future__ import annotations
 
-import configparser
 import re
 import warnings
 from abc import ABC, abstractmethod
@@ -349,51 +348,6 @@ class ImageFolderSource(_IndexedImageSource):
         return self._fps
 
 
-def read_seqinfo_file(path: str | Path) -> dict[str, Any]:
-    """Parse a MOTChallenge ``seqinfo.ini`` (a file, or a sequence folder containing one).
-
-    Returns the ``[Sequence]`` keys with their canonical spelling and types: ``name`` (str),
-    ``imDir`` (str), ``frameRate`` (float), ``seqLength`` / ``imWidth`` / ``imHeight`` (int),
-    ``imExt`` (str, with a leading dot); other keys are kept as strings.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "seqinfo.ini"
-    if not path.exists():
-        raise InputNotFoundError(f"{path}: seqinfo.ini not found")
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            parser.read_file(f)
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: not a valid seqinfo.ini: {first}") from None
-    section = next((s for s in parser.sections() if s.lower() == "sequence"), None)
-    if section is None:
-        raise InputError(f"{path}: expected a [Sequence] section, found {parser.sections() or 'none'}")
-    canonical = {k.lower(): k for k in ("name", "imDir", "frameRate", "seqLength", "imWidth", "imHeight", "imExt")}
-    types = {"frameRate": float, "seqLength": int, "imWidth": int, "imHeight": int}
-    info: dict[str, Any] = {}
-    for key, value in parser.items(section):
-        key = canonical.get(key.lower(), key)
-        value = value.strip()
-        if key in types:
-            expected = "a positive integer" if types[key] is int else "a positive number"
-            try:
-                number = float(value)
-            except ValueError:
-                raise InputError(f"{path}: {key}: expected {expected}, got {value!r}") from None
-            if not np.isfinite(number) or number <= 0 or (types[key] is int and not number.is_integer()):
-                raise InputError(f"{path}: {key}: expected {expected}, got {value!r}")
-            number = types[key](number)
-            info[key] = number
-        else:
-            info[key] = value
-    if "imExt" in info and info["imExt"] and not info["imExt"].startswith("."):
-        info["imExt"] = "." + info["imExt"]
-    return info
-
-
 class MotSequenceSource(_IndexedImageSource):
     """A MOTChallenge sequence folder: ``seqinfo.ini``, ``img1/000001.jpg`` ..., ``det/det.txt``, ``gt/gt.txt``.
 
@@ -410,15 +364,19 @@ class MotSequenceSource(_IndexedImageSource):
             raise InputNotFoundError(f"{path}: MOTChallenge sequence folder not found")
         if not path.is_dir():
             raise InputError(f"{path}: expected a MOTChallenge sequence folder, found a file")
-        info = read_seqinfo_file(path) if (path / "seqinfo.ini").is_file() else {}
-        super().__init__(str(info.get("name") or path.resolve().name), max_frames)
+        from masa.io.mot import read_seqinfo
+
+        seqinfo = read_seqinfo(path) if (path / "seqinfo.ini").is_file() else None
+        super().__init__(seqinfo.name if seqinfo else path.resolve().name, max_frames)
         self.path = path
-        self.info: dict[str, Any] = info
-        image_dir = path / str(info.get("imDir") or "img1")
+        # The seqinfo.ini keys under their MOTChallenge names (empty without seqinfo.ini).
+        info: dict[str, Any] = seqinfo.to_dict() if seqinfo else {}
+        self.info = info
+        image_dir = path / (seqinfo.im_dir if seqinfo else "img1")
         if not image_dir.is_dir():
             raise InputError(f"{path}: image folder {image_dir.name}/ not found (expected MOTChallenge layout)")
         self.image_dir = image_dir
-        ext = str(info.get("imExt") or "").lower()
+        ext = seqinfo.im_ext.lower() if seqinfo else ""
         files: dict[int, Path] = {}
         for file in image_dir.iterdir():
             suffix = file.suffix.lower()

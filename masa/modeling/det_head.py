@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou
 
+from masa.ops.boxes import box_centers, clip_boxes
 from masa.ops.roi import boxes_to_rois, multilevel_roi_align
 
 __all__ = [
@@ -91,16 +92,13 @@ class DeltaXYWHCoder:
         max_ratio = abs(math.log(self.wh_ratio_clip))
         dxy = deltas[:, :2]
         dwh = deltas[:, 2:].clamp(min=-max_ratio, max=max_ratio)
-        pxy = (boxes[:, :2] + boxes[:, 2:]) * 0.5
+        pxy = box_centers(boxes)
         pwh = boxes[:, 2:] - boxes[:, :2]
         gxy = pxy + pwh * dxy
         gwh = pwh * dwh.exp()
         out = torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=1)
         if max_shape is not None:
-            h, w = max_shape
-            out = torch.stack(
-                [out[:, 0].clamp(0, w), out[:, 1].clamp(0, h), out[:, 2].clamp(0, w), out[:, 3].clamp(0, h)], dim=1
-            )
+            out = clip_boxes(out, *max_shape)
         return out
 
 

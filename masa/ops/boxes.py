@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.ops import box_iou as _tv_box_iou
 
-__all__ = ["box_iou", "box_centers", "xyxy_to_xywh", "xywh_to_xyxy", "clip_boxes"]
+__all__ = ["box_iou", "box_centers", "xyxy_to_xywh", "xywh_to_xyxy", "clip_boxes", "box_iou_xywh_np"]
 
 
 def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
@@ -39,3 +40,30 @@ def clip_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
     x = boxes[:, 0::2].clamp(0, width)
     y = boxes[:, 1::2].clamp(0, height)
     return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
+
+
+def box_iou_xywh_np(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU ``float64[N, M]`` of numpy ``(x, y, w, h)`` boxes ``[N, 4]`` and ``[M, 4]``.
+
+    The evaluation similarity: the same operations, in the same order, as TrackEval's and the TETA
+    authors' ``_BaseDataset._calculate_box_ious`` (so scores match theirs bit for bit). A box whose
+    area is <= eps (zero or negative width or height) overlaps nothing: its IoU is 0.
+    """
+    eps = np.finfo(float).eps
+    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]))
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.minimum(ax2[:, None], bx2[None, :]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(ay2[:, None], by2[None, :]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area_a = (ax2 - a[:, 0]) * (ay2 - a[:, 1])
+    area_b = (bx2 - b[:, 0]) * (by2 - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    inter[area_a <= eps, :] = 0
+    inter[:, area_b <= eps] = 0
+    inter[union <= eps] = 0
+    union[union <= eps] = 1
+    return inter / union

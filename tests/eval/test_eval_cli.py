@@ -153,3 +153,52 @@ def test_benchmark_is_case_insensitive_and_seqs_filter(tmp_path: Path, capsys):
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert list(json.loads(captured.out)["sequences"]) == ["seqA"]
+
+
+def _masa_track_outputs(out: Path, rows: list[str], labels: int = 1) -> Path:
+    """What masa track --out writes: tracks.txt (MOTChallenge) and tracks.json (class in category_id)."""
+    out.mkdir(parents=True)
+    (out / "tracks.txt").write_text("\n".join(rows) + "\n")
+    records = []
+    for r in rows:
+        f, i, x, y, w, h = (float(v) for v in r.split(",")[:6])
+        records.append({"video_id": 1, "image_id": int(f), "track_id": int(i), "bbox": [x, y, w, h], "score": 0.9, "category_id": labels})
+    (out / "tracks.json").write_text("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    return out
+
+
+def test_masa_track_outputs_and_teta_options(tmp_path: Path, capsys):
+    seq = _seq_dir(tmp_path / "gt", "seqA", GT_ROWS)
+    run = _masa_track_outputs(tmp_path / "runs" / "seqA", GT_ROWS)
+    scores = []
+    for pred in (run / "tracks.txt", run / "tracks.json", run):  # a file, or the --out folder
+        assert _run(["--gt", str(seq), "--pred", str(pred), "--json"]) == 0
+        payload = json.loads(capsys.readouterr().out)
+        assert payload["teta"] == {"mode": "tao", "class_aware": False}
+        scores.append(payload["sequences"]["seqA"])
+    assert scores[0] == scores[1] == scores[2] and scores[0]["TETA"] == pytest.approx(1.0)
+    # Class-aware: gt class column (8) is -1 in GT_ROWS, tracks.json says category 1 -> every match
+    # is misclassified: ClsA 0. The folder is read through tracks.json (tracks.txt has no classes).
+    assert _run(["--gt", str(seq), "--pred", str(run), "--class-aware", "--teta-mode", "exhaustive", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["teta"] == {"mode": "exhaustive", "class_aware": True}
+    assert payload["sequences"]["seqA"]["ClsA"] == 0.0 and payload["sequences"]["seqA"]["MOTA"] == pytest.approx(1.0)
+    # --pred-dir with masa track folders: <pred-dir>/<seq>/tracks.txt.
+    assert _run(["--gt-dir", str(tmp_path / "gt"), "--pred-dir", str(tmp_path / "runs"), "--metrics", "TETA"]) == 0
+    text = capsys.readouterr().out
+    assert "TETA tao mode, class-agnostic" in text and text.splitlines()[0].split() == ["Sequence", "TETA", "LocA_teta", "AssocA", "ClsA"]
+
+
+def test_bad_json_and_warnings_are_one_line(tmp_path: Path, capsys):
+    seq = _seq_dir(tmp_path, "seqA", GT_ROWS)
+    bad = tmp_path / "tracks.json"
+    bad.write_text('[\n{"image_id": 1, "track_id": 1, "bbox": [1, 2, 3, 4]},\n{"image_id": 1, "bbox": [1, 2, 3, 4]}\n]\n')
+    assert _run(["--gt", str(seq), "--pred", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"masa eval: error: {bad}:3: track_id is None (a detections file has no track ids); expected an integer track id"
+    zero = tmp_path / "zero.txt"
+    zero.write_text("\n".join([*GT_ROWS, "1,9,10,10,0,10,1"]) + "\n")
+    assert _run(["--gt", str(seq), "--pred", str(zero), "--metrics", "CLEAR", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"masa eval: warning: {zero}: 1 row(s) with width or height <= 0 (line 11)")
+    assert json.loads(captured.out)["sequences"]["seqA"]["FP"] == 1

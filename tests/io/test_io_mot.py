@@ -1,4 +1,4 @@
-"""MOTChallenge files: det.txt validation, clipping, results round trip, gt arrays."""
+"""MOTChallenge files: the one row parser, det.txt / gt reading, clipping, results round trip, seqinfo.ini."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from masa import Detections, Tracks
 from masa.io import (
     InputError,
     MotResultWriter,
+    SeqInfo,
     clip_detections,
     detection_frames,
-    load_mot_array,
     read_mot_detections,
+    read_mot_rows,
     read_mot_tracks,
     read_seqinfo,
 )
@@ -49,12 +50,14 @@ def test_read_detections_basic(tmp_path):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("abc", r"det\.txt line 3: expected at least 7 comma-separated numbers \(frame,id,x,y,w,h,score\), got 'abc'"),
-        ("2,-1,1,2,3", r"det\.txt line 3: expected at least 7"),
-        ("2,-1,1,nan,3,4,0.5", r"det\.txt line 3: y \(column 4\) must be a finite number, got 'nan'"),
-        ("2,-1,1,x,3,4,0.5", r"det\.txt line 3: y \(column 4\) must be a number, got 'x'"),
-        ("0,-1,1,2,3,4,0.5", r"det\.txt line 3: frame must be an integer >= 1"),
-        ("1.5,-1,1,2,3,4,0.5", r"det\.txt line 3: frame must be an integer >= 1"),
+        ("abc", r"det\.txt:3: 1 field \('abc'\); expected at least 7 numbers \(frame,id,x,y,w,h,score\)$"),
+        ("2,-1,1,2,3", r"det\.txt:3: 5 fields \('2,-1,1,2,3'\); expected at least 7"),
+        ("2,-1,1,nan,3,4,0.5", r"det\.txt:3: y \(column 4\) is nan; expected a finite number$"),
+        ("2,-1,1,2,3,4,0.5,inf", r"det\.txt:3: class \(column 8\) is inf; expected a finite number$"),
+        ("2,-1,1,x,3,4,0.5", r"det\.txt:3: y \(column 4\) is 'x'; expected a number$"),
+        ("0,-1,1,2,3,4,0.5", r"det\.txt:3: frame is 0; expected an integer >= 1"),
+        ("1.5,-1,1,2,3,4,0.5", r"det\.txt:3: frame is 1\.5; expected an integer >= 1"),
+        ("1,-1.5,1,2,3,4,0.5", r"det\.txt:3: id is -1\.5; expected an integer$"),
     ],
 )
 def test_read_detections_errors(tmp_path, row, message):
@@ -107,28 +110,69 @@ def test_result_writer_round_trip(tmp_path):
     assert tracks[0].ids.tolist() == [0, 7] and tracks[2].ids.tolist() == [7]
     assert torch.allclose(tracks[0].boxes, frame0.boxes, atol=0.01)
     assert torch.allclose(tracks[0].scores, frame0.scores, atol=1e-4)
-    array = load_mot_array(path)
-    assert array.shape == (3, 10) and array[:, 0].tolist() == [1, 1, 3]
+    parsed = read_mot_rows(path)
+    assert parsed.rows.shape == (3, 10) and parsed.rows[:, 0].tolist() == [1, 1, 3] and parsed.lines.tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match="closed"):
         writer.write(3, frame2)
 
 
-def test_load_mot_array_errors(tmp_path):
+def test_read_mot_rows_rules(tmp_path):
     path = tmp_path / "gt.txt"
     path.write_text("1,1,1,2,3,4,1,1,1\n2,1,1,2,3\n")
-    with pytest.raises(InputError, match=r"gt\.txt line 2: expected at least 6"):
-        load_mot_array(path)
-    path.write_text("1,1,1,2,3,4,1,1,1\n2,1,1,2,3,4\n")
-    table, lines = load_mot_array(path, return_lines=True)
-    assert table.shape == (2, 9) and table[1, 6:].tolist() == [-1, -1, -1] and lines.tolist() == [1, 2]
+    with pytest.raises(InputError, match=r"gt\.txt:2: 5 fields \('2,1,1,2,3'\); expected at least 6 numbers \(frame,id,x,y,w,h\)"):
+        read_mot_rows(path)
+    # BOM, comments, blank lines, whitespace separators and a trailing comma; short rows padded with -1.
+    path.write_bytes("\ufeff# frame,id,...\n1,1,1,2,3,4,1,1,1\n\n  2 1 1 2 3 4,\n3,-1,1,2,0,-4\n".encode())
+    parsed = read_mot_rows(path)
+    assert parsed.rows.shape == (3, 9) and parsed.rows[1, 6:].tolist() == [-1, -1, -1]
+    assert parsed.lines.tolist() == [2, 4, 5] and parsed.source == str(path)
+    assert parsed.rows[2, 4:6].tolist() == [0, -4]  # zero / negative sizes are valid syntax
+    path.write_bytes(b"1,1,1,2,3,4\n\xff\xfe\n")
+    with pytest.raises(InputError, match=r"gt\.txt: cannot decode as UTF-8; expected a MOTChallenge text file"):
+        read_mot_rows(path)
+
+
+def test_read_mot_tracks_rules(tmp_path):
+    path = tmp_path / "gt.txt"
     path.write_text("1,0,1,2,3,4\n")
-    with pytest.raises(InputError, match="id must be an integer >= 1"):
+    with pytest.raises(InputError, match=r"gt\.txt:1: id is 0; expected an integer >= 1"):
         read_mot_tracks(path)
+    path.write_text("1,1,1,2,3,4\n1,2,1,2,3,4\n1,1,5,5,3,4\n")
+    with pytest.raises(InputError, match=r"gt\.txt:3: id 1 appears twice in frame 1 \(also on line 1\); expected each track id"):
+        read_mot_tracks(path)
+    path.write_text("1,1,1,2,3,4\n2,1,1,2,0,4\n")
+    with pytest.warns(RuntimeWarning, match=r"skipped 1 row\(s\) with width or height <= 0 \(line 2\)"):
+        assert sorted(read_mot_tracks(path)) == [0]
+
+
+def test_read_seqinfo(tmp_path):
+    ini = tmp_path / "Seq-01" / "seqinfo.ini"
+    ini.parent.mkdir()
+    ini.write_text("[Sequence]\nname=Toy\nimDir=frames\nframeRate=12.5\nseqLength=4\nimWidth=12\nimHeight=10\nimExt=png\n")
+    info = read_seqinfo(ini.parent)
+    assert info == SeqInfo(name="Toy", im_dir="frames", im_ext=".png", frame_rate=12.5, seq_length=4, im_width=12, im_height=10)
+    assert read_seqinfo(ini) == info
+    assert info.to_dict() == {"name": "Toy", "imDir": "frames", "imExt": ".png", "frameRate": 12.5,
+                              "seqLength": 4, "imWidth": 12, "imHeight": 10}  # fmt: skip
+    # Case-insensitive keys; defaults for absent keys (name: the folder's name).
+    ini.write_text("[sequence]\nSEQLENGTH = 7\nother = x\n")
+    assert read_seqinfo(ini) == SeqInfo(name="Seq-01", seq_length=7)
+    ini.write_text("[Sequence]\nname=Toy\nseqLength=4.5\n")
+    with pytest.raises(InputError, match=r"seqinfo\.ini:3: seqLength: expected a positive integer, got '4\.5'"):
+        read_seqinfo(ini)
+    ini.write_text("[Other]\nname=Toy\n")
+    with pytest.raises(InputError, match=r"seqinfo\.ini: no \[Sequence\] section \(found \['Other'\]\); expected a MOTChallenge"):
+        read_seqinfo(ini)
+    ini.write_text("name=Toy\n")
+    with pytest.raises(InputError, match=r"seqinfo\.ini:1: not an INI file"):
+        read_seqinfo(ini)
+    with pytest.raises(FileNotFoundError, match="seqinfo.ini not found"):
+        read_seqinfo(tmp_path)
 
 
 def test_real_tud_campus_files(tud_campus):
     info = read_seqinfo(tud_campus)
-    assert info["seqLength"] == 71 and info["frameRate"] == 25.0 and info["imWidth"] == 640
+    assert (info.name, info.seq_length, info.frame_rate, info.im_width, info.im_height) == ("TUD-Campus", 71, 25.0, 640, 480)
     dets = read_mot_detections(tud_campus / "det" / "det.txt")
     assert 0 < len(dets) <= 71 and min(dets) >= 0 and max(dets) <= 70
     for d in dets.values():

@@ -4,127 +4,311 @@ Row format (comma-separated; whitespace-separated rows are accepted too)::
 
     frame, id, x, y, w, h, score/conf, [class, visibility | x3d, y3d, z3d]
 
-* ``frame`` is **1-based** in files and **0-based** in the returned dicts (``index = frame - 1``);
-  ``MotResultWriter`` writes ``frame = index + 1``.
+* ``frame`` is **1-based** in files and **0-based** in the dicts returned by
+  :func:`read_mot_detections` / :func:`read_mot_tracks` (``index = frame - 1``);
+  :class:`MotResultWriter` writes ``frame = index + 1``.
 * Boxes are ``x, y, w, h`` (top-left corner and size, pixels) in files and ``xyxy`` ``float32``
   in :class:`~masa.structures.Detections` / :class:`~masa.structures.Tracks`.
-* Track ids: MOTChallenge ids are ``>= 1`` and ours are ``>= 0``, so ``MotResultWriter`` writes
+* Track ids: MOTChallenge ids are ``>= 1`` and ours are ``>= 0``, so :class:`MotResultWriter` writes
   ``id + 1`` and :func:`read_mot_tracks` returns ``file id - 1`` (the JSON writer writes
   ``track_id = id + 1`` too, and draw labels show ``id + 1``: one id per object everywhere a user looks).
 
-Validation (errors name the file and its 1-based line number, e.g.
-``det.txt line 17: expected at least 7 comma-separated numbers (frame,id,x,y,w,h,score), got 'abc'``):
+Parsing rules
+-------------
+One parser, :func:`read_mot_rows`, reads every MOTChallenge text file (``masa track``'s detections,
+``masa eval``'s ground truth and results); errors are :class:`~masa.io.errors.InputError` (a
+``ValueError``) formatted ``<file>:<line>: <what is wrong>; expected <what>``:
 
-* blank lines and lines starting with ``#`` are ignored; a UTF-8 BOM is accepted;
-* too few columns, a non-numeric, NaN or infinite value, or a frame that is not an integer >= 1
-  -> :class:`~masa.io.errors.InputError`;
-* rows with ``w <= 0`` or ``h <= 0`` are **skipped** with one warning per file (public detection
-  files really contain such rows), not errors.
+* UTF-8 text (a BOM is accepted); blank lines and lines starting with ``#`` are skipped;
+* fields are separated by commas and/or whitespace, a trailing comma is ignored;
+* a row needs at least the required columns (``frame,id,x,y,w,h``; detections also ``score``);
+  rows shorter than the longest row of the file are padded with ``-1`` (MOTChallenge's "unknown");
+* every field must be a finite number (``nan`` / ``inf`` are errors);
+* ``frame`` must be an integer >= 1 and ``id`` an integer (detection files use ``-1``);
+* a box with ``w <= 0`` or ``h <= 0`` is *valid syntax*. Readers that feed the tracker
+  (:func:`read_mot_detections`, :func:`read_mot_tracks`) skip such rows with one warning per file
+  (a box without area cannot be tracked); evaluation keeps them as boxes that overlap nothing
+  (IoU 0), as TrackEval does, so such a gt row is a miss.
 
-Every returned row keeps its file line number in ``data["line"]`` (``int64``), so any output row
-maps back to its input line.
+:func:`check_unique_ids` adds the rule for files with track ids (gt, results): an id appears at most
+once per frame. Every row returned by the readers keeps its file line number (``data["line"]``).
 """
 
 from __future__ import annotations
 
-import math
+import configparser
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import torch
 
-from masa.io.errors import InputError, require_file, short_repr
-from masa.io.frames import read_seqinfo_file
+from masa.io.errors import InputError, InputNotFoundError, require_file, short_number, short_repr
+from masa.ops.boxes import xywh_to_xyxy
 from masa.structures import Detections, Tracks
 
 __all__ = [
+    "MOT_COLUMNS",
     "MotResultWriter",
-    "clip_detections",
+    "MotRows",
+    "SeqInfo",
+    "check_mot_rows",
+    "check_unique_ids",
     "detection_frames",
-    "load_mot_array",
     "read_mot_detections",
+    "read_mot_rows",
     "read_mot_tracks",
     "read_seqinfo",
 ]
 
+#: Names of the MOTChallenge columns (gt / results layout), used in error messages.
+MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+_TRACK_COLUMNS = MOT_COLUMNS[:6]
+_DET_COLUMNS = (*MOT_COLUMNS[:6], "score")
 _SPLIT = re.compile(r"\s*,\s*|\s+")
-_DET_COLUMNS = ("frame", "id", "x", "y", "w", "h", "score")
-_TRACK_COLUMNS = ("frame", "id", "x", "y", "w", "h")
 
 
-def read_seqinfo(path: str | Path) -> dict[str, Any]:
-    """Parse a MOTChallenge ``seqinfo.ini`` (the file or its sequence folder).
+# ---------------------------------------------------------------------------------------------
+# seqinfo.ini
+# ---------------------------------------------------------------------------------------------
 
-    Returns ``name`` (str), ``imDir`` (str), ``frameRate`` (float), ``seqLength``, ``imWidth``,
-    ``imHeight`` (int) and ``imExt`` (str with a leading dot) when present, other keys as strings.
+
+@dataclass(frozen=True)
+class SeqInfo:
+    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``.
+
+    ``name`` defaults to the sequence folder's name, ``im_dir`` to ``"img1"`` and ``im_ext`` to
+    ``".jpg"`` (always with a leading dot); the numbers are ``None`` when the key is absent.
     """
-    return read_seqinfo_file(path)
+
+    name: str
+    im_dir: str = "img1"
+    im_ext: str = ".jpg"
+    frame_rate: float | None = None
+    seq_length: int | None = None
+    im_width: int | None = None
+    im_height: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields under their ``seqinfo.ini`` names (``frameRate``, ``seqLength``, ...), ``None`` left out."""
+        names = {"name": "name", "im_dir": "imDir", "im_ext": "imExt", "frame_rate": "frameRate",
+                 "seq_length": "seqLength", "im_width": "imWidth", "im_height": "imHeight"}  # fmt: skip
+        return {key: getattr(self, field) for field, key in names.items() if getattr(self, field) is not None}
+
+
+# lower-case key -> (SeqInfo field, type, the key's MOTChallenge spelling)
+_SEQINFO_NUMBERS = {"framerate": ("frame_rate", float, "frameRate"), "seqlength": ("seq_length", int, "seqLength"),
+                    "imwidth": ("im_width", int, "imWidth"), "imheight": ("im_height", int, "imHeight")}  # fmt: skip
+_SEQINFO_TEXT = {"name": "name", "imdir": "im_dir", "imext": "im_ext"}
+
+
+def read_seqinfo(path: str | Path) -> SeqInfo:
+    """Parse a MOTChallenge ``seqinfo.ini`` (the file, or the sequence folder holding it).
+
+    Keys are matched case-insensitively (``frameRate``, ``seqLength``, ``imWidth``, ``imHeight``,
+    ``name``, ``imDir``, ``imExt``); other keys are ignored. Raises
+    :class:`~masa.io.errors.InputNotFoundError` when the file is missing and
+    :class:`~masa.io.errors.InputError` naming the file, line and key for a malformed file or a value
+    that is not a positive number (``frameRate``) / positive integer (the other three numbers), e.g.
+    ``seqinfo.ini:3: frameRate is 'fast'; expected a positive number``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "seqinfo.ini"
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: seqinfo.ini not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError.at(path, None, "cannot decode as UTF-8", "a text file") from None
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError.at(path, getattr(exc, "lineno", None), f"not an INI file ({first})", "a MOTChallenge seqinfo.ini") from None
+    section = next((s for s in parser.sections() if s.lower() == "sequence"), None)
+    if section is None:
+        raise InputError.at(path, None, f"no [Sequence] section (found {parser.sections() or 'none'})", "a MOTChallenge seqinfo.ini")
+    lines = text.splitlines()
+    fields: dict[str, Any] = {}
+    for key, raw in parser.items(section):
+        value = raw.strip()
+        lowered = key.lower()
+        if lowered in _SEQINFO_TEXT:
+            fields[_SEQINFO_TEXT[lowered]] = value
+        elif lowered in _SEQINFO_NUMBERS:
+            field, kind, spelling = _SEQINFO_NUMBERS[lowered]
+            try:
+                number = float(value)
+            except ValueError:
+                number = float("nan")
+            if not np.isfinite(number) or number <= 0 or (kind is int and not number.is_integer()):
+                line = next((i + 1 for i, t in enumerate(lines) if re.match(rf"\s*{re.escape(key)}\s*[=:]", t, re.I)), None)
+                expected = "a positive integer" if kind is int else "a positive number"
+                raise InputError.at(path, line, f"{spelling} is {short_repr(value)}", expected)
+            fields[field] = kind(number)
+    if not fields.get("name"):
+        fields["name"] = path.resolve().parent.name
+    if not fields.get("im_dir"):
+        fields.pop("im_dir", None)
+    ext = fields.get("im_ext")
+    if ext is not None:
+        if ext:
+            fields["im_ext"] = ext if ext.startswith(".") else "." + ext
+        else:
+            fields.pop("im_ext")
+    return SeqInfo(**fields)
 
 
 # ---------------------------------------------------------------------------------------------
-# row parsing
+# rows
 # ---------------------------------------------------------------------------------------------
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, stripped text)`` of the data lines (blank and ``#`` lines skipped)."""
+class MotRows(NamedTuple):
+    """Parsed MOTChallenge rows: ``rows float64[K, C]`` (columns as in the file, ``frame`` 1-based,
+    boxes ``x, y, w, h``), ``lines int64[K]`` (1-based file lines; for arrays, 1-based row numbers)
+    and ``source`` (the file path, or a label such as ``<gt array 'seq'>``), for error messages."""
+
+    rows: np.ndarray
+    lines: np.ndarray
+    source: str
+
+
+def _expected_columns(columns: Sequence[str]) -> str:
+    return f"at least {len(columns)} numbers ({','.join(columns)})"
+
+
+def _column_name(columns: Sequence[str], col: int) -> str:
+    name = columns[col] if col < len(columns) else (MOT_COLUMNS[col] if col < len(MOT_COLUMNS) else "")
+    return f"{name} (column {col + 1})" if name else f"column {col + 1}"
+
+
+def check_mot_rows(
+    rows: np.ndarray, *, source: str, lines: np.ndarray | None = None, columns: Sequence[str] = _TRACK_COLUMNS
+) -> MotRows:
+    """Apply the value rules of the module docstring to an array of MOTChallenge rows.
+
+    ``rows``: ``[K, C]`` with ``C >= len(columns)`` (an empty array is fine). ``lines``: the 1-based
+    line of each row (default: the row numbers ``1..K``). Every value must be finite, ``frame`` an
+    integer >= 1, ``id`` an integer. Returns :class:`MotRows` (``float64`` rows, ``int64`` lines);
+    raises :class:`~masa.io.errors.InputError` ``<source>:<line>: ...`` for the first bad row.
+    """
+    array = np.asarray(rows, dtype=np.float64)
+    if array.size == 0:
+        width = array.shape[1] if array.ndim == 2 else len(columns)
+        return MotRows(np.zeros((0, max(width, len(columns)))), np.zeros(0, np.int64), source)
+    if array.ndim != 2 or array.shape[1] < len(columns):
+        expected = f"MOTChallenge rows [N, >={len(columns)}] ({','.join(columns)})"
+        raise InputError.at(source, None, f"an array of shape {array.shape}", expected)
+    line_array = np.arange(1, len(array) + 1, dtype=np.int64) if lines is None else np.asarray(lines, dtype=np.int64)
+    finite = np.isfinite(array)
+    if not finite.all():
+        i, col = (int(v) for v in np.argwhere(~finite)[0])
+        raise InputError.at(source, line_array[i], f"{_column_name(columns, col)} is {short_number(array[i, col])}", "a finite number")
+    frames, ids = array[:, 0], array[:, 1]
+    bad = np.flatnonzero((frames < 1) | (frames != np.round(frames)))
+    if bad.size:
+        i = int(bad[0])
+        expected = "an integer >= 1 (MOTChallenge frames are 1-based)"
+        raise InputError.at(source, line_array[i], f"frame is {short_number(frames[i])}", expected)
+    bad = np.flatnonzero(ids != np.round(ids))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError.at(source, line_array[i], f"id is {short_number(ids[i])}", "an integer")
+    return MotRows(array, line_array, source)
+
+
+def check_unique_ids(parsed: MotRows) -> None:
+    """Raise :class:`~masa.io.errors.InputError` when an id appears twice in one frame (gt / results rule)."""
+    rows, lines = parsed.rows, parsed.lines
+    if len(rows) < 2:
+        return
+    order = np.lexsort((rows[:, 1], rows[:, 0]))
+    key = rows[order, :2]
+    dup = np.flatnonzero(np.all(key[1:] == key[:-1], axis=1))
+    if dup.size:
+        j = int(dup[0])
+        first, second = sorted((int(lines[order[j]]), int(lines[order[j + 1]])))
+        hint = " (every id is -1: a detection file has no track ids)" if np.all(rows[:, 1] == -1) else ""
+        raise InputError.at(
+            parsed.source,
+            second,
+            f"id {short_number(key[j, 1])} appears twice in frame {short_number(key[j, 0])} (also on line {first}){hint}",
+            "each track id at most once per frame",
+        )
+
+
+def read_mot_rows(path: str | Path, *, columns: Sequence[str] = _TRACK_COLUMNS) -> MotRows:
+    """Parse a MOTChallenge text file into rows and their 1-based line numbers.
+
+    The one parser of every MOTChallenge text file; see the module docstring for the rules.
+    ``columns`` names the required leading columns (default ``frame,id,x,y,w,h``; detection files
+    add ``score``). Returns :class:`MotRows` with ``rows float64[K, C]``, ``C`` the longest row
+    (>= ``len(columns)``; shorter rows padded with ``-1``) and ``lines int64[K]``.
+    Raises :class:`~masa.io.errors.InputNotFoundError` for a missing file and
+    :class:`~masa.io.errors.InputError` (``<file>:<line>: <what is wrong>; expected <what>``).
+    """
+    path = require_file(path, "MOTChallenge file")
+    source = str(path)
+    values: list[list[float]] = []
+    numbers: list[int] = []
     try:
         with open(path, encoding="utf-8-sig") as f:
-            for number, line in enumerate(f, start=1):
-                text = line.strip()
-                if text and not text.startswith("#"):
-                    yield number, text
+            for number, raw in enumerate(f, start=1):
+                text = raw.strip()
+                if not text or text.startswith("#"):
+                    continue
+                fields = [x for x in _SPLIT.split(text) if x != ""]
+                if len(fields) < len(columns):
+                    what = f"{len(fields)} field{'s' if len(fields) != 1 else ''} ({short_repr(text)})"
+                    raise InputError.at(source, number, what, _expected_columns(columns))
+                row = []
+                for col, field in enumerate(fields):
+                    try:
+                        row.append(float(field))
+                    except ValueError:
+                        raise InputError.at(source, number, f"{_column_name(columns, col)} is {short_repr(field)}", "a number") from None
+                values.append(row)
+                numbers.append(number)
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file (cannot decode as UTF-8)") from None
+        raise InputError.at(source, None, "cannot decode as UTF-8", "a MOTChallenge text file") from None
+    width = max([len(columns), *map(len, values)])
+    table = np.full((len(values), width), -1.0)
+    for i, row in enumerate(values):
+        table[i, : len(row)] = row
+    return check_mot_rows(table, source=source, lines=np.asarray(numbers, dtype=np.int64), columns=columns)
 
 
-def _parse_row(path: Path, number: int, text: str, columns: tuple[str, ...], all_columns: bool) -> list[float]:
-    """Parse one row; the first ``len(columns)`` values (all values when ``all_columns``) must be finite numbers."""
-    fields = [f for f in _SPLIT.split(text) if f != ""]
-    if len(fields) < len(columns):
-        raise InputError(
-            f"{path} line {number}: expected at least {len(columns)} comma-separated numbers "
-            f"({','.join(columns)}), got {short_repr(text)}"
-        )
-    used = fields if all_columns else fields[: len(columns)]
-    values: list[float] = []
-    for col, field in enumerate(used):
-        name = columns[col] if col < len(columns) else f"column {col + 1}"
-        try:
-            value = float(field)
-        except ValueError:
-            raise InputError(
-                f"{path} line {number}: {name} (column {col + 1}) must be a number, got {short_repr(field)}"
-            ) from None
-        if not math.isfinite(value):
-            raise InputError(
-                f"{path} line {number}: {name} (column {col + 1}) must be a finite number, got {short_repr(field)}"
-            )
-        values.append(value)
-    frame = values[0]
-    if frame < 1 or not frame.is_integer():
-        raise InputError(f"{path} line {number}: frame must be an integer >= 1 (1-based), got {short_repr(fields[0])}")
-    return values
-
-
-def _warn_bad_size(path: Path, lines: list[int]) -> None:
-    if lines:
-        shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+def _skip_without_area(parsed: MotRows) -> MotRows:
+    """Drop rows with ``w <= 0`` or ``h <= 0``, with one warning naming their lines."""
+    valid = (parsed.rows[:, 4] > 0) & (parsed.rows[:, 5] > 0)
+    if not valid.all():
+        bad = parsed.lines[~valid].tolist()
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         warnings.warn(
-            f"{path}: skipped {len(lines)} row(s) with width or height <= 0 (line {shown})",
+            f"{parsed.source}: skipped {len(bad)} row(s) with width or height <= 0 (line {shown})",
             RuntimeWarning,
             stacklevel=3,
         )
+    return MotRows(parsed.rows[valid], parsed.lines[valid], parsed.source)
+
+
+def _by_frame(frames: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(0-based frame index, row indices in file order)`` per frame present, sorted by frame."""
+    order = np.argsort(frames, kind="stable")
+    uniq, starts = np.unique(frames[order], return_index=True)
+    return [(int(f), rows) for f, rows in zip(uniq, np.split(order, starts[1:]))]
 
 
 def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 4).copy()
-    boxes[:, 2:] += boxes[:, :2]
-    return boxes.astype(np.float32)
+    """File boxes ``(x, y, w, h)`` -> ``float32[N, 4]`` xyxy (summed in float64, then rounded once)."""
+    return xywh_to_xyxy(torch.from_numpy(np.asarray(xywh, dtype=np.float64).reshape(-1, 4))).float().numpy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,29 +322,21 @@ def read_mot_detections(path: str | Path, *, min_score: float | None = None) -> 
     Returns ``{0-based frame index: Detections}`` (sorted by frame; frames without rows are absent,
     use :func:`detection_frames`), with ``xyxy`` ``float32`` boxes, ``scores``, labels ``0`` and
     ``data["line"]`` (1-based file line numbers). The id column and columns after ``score`` are
-    ignored. ``min_score``: drop rows with ``score < min_score``. See the module docstring for the
-    validation rules (zero / negative sizes are skipped with a warning, malformed rows are errors).
+    ignored. ``min_score``: drop rows with ``score < min_score``. Parsing follows the module
+    docstring; rows with ``w <= 0`` or ``h <= 0`` are skipped with a warning.
     """
-    path = require_file(path, "detection file")
-    rows: dict[int, list[tuple[float, float, float, float, float, int]]] = {}
-    bad_size: list[int] = []
-    for number, text in _lines(path):
-        frame, _, x, y, w, h, score = _parse_row(path, number, text, _DET_COLUMNS, all_columns=False)
-        if w <= 0 or h <= 0:
-            bad_size.append(number)
-            continue
-        if min_score is not None and score < min_score:
-            continue
-        rows.setdefault(int(frame) - 1, []).append((x, y, w, h, score, number))
-    _warn_bad_size(path, bad_size)
+    parsed = _skip_without_area(read_mot_rows(path, columns=_DET_COLUMNS))
+    table, lines = parsed.rows, parsed.lines
+    if min_score is not None:
+        keep = table[:, 6] >= min_score
+        table, lines = table[keep], lines[keep]
     result: dict[int, Detections] = {}
-    for index in sorted(rows):
-        table = np.asarray(rows[index], dtype=np.float64)
+    for index, sel in _by_frame(table[:, 0].astype(np.int64) - 1):
         result[index] = Detections(
-            boxes=torch.from_numpy(_xywh_to_xyxy(table[:, :4])),
-            scores=torch.from_numpy(table[:, 4].astype(np.float32)),
-            labels=torch.zeros(len(table), dtype=torch.int64),
-            data={"line": table[:, 5].astype(np.int64)},
+            boxes=torch.from_numpy(_xywh_to_xyxy(table[sel, 2:6])),
+            scores=torch.from_numpy(table[sel, 6].astype(np.float32)),
+            labels=torch.zeros(len(sel), dtype=torch.int64),
+            data={"line": lines[sel]},
         )
     return result
 
@@ -175,31 +351,15 @@ def detection_frames(
 
     Frames without rows give an empty :class:`Detections` with the same ``data`` columns as the
     other frames (so results of all frames can be concatenated). With ``height`` and ``width``, the
-    boxes are clipped to the image by :func:`clip_detections` (boxes entirely outside are dropped).
+    boxes are clipped to the image by :meth:`Detections.clip <masa.structures.Detections.clip>` (boxes entirely outside are dropped).
     """
     dets = dets_by_frame.get(frame_index)
     if dets is None:
         template = next(iter(dets_by_frame.values()), None)
         dets = Detections.empty() if template is None else template[[]]
     if height is not None and width is not None:
-        dets = clip_detections(dets, height, width)
+        dets = dets.clip(height, width)
     return dets
-
-
-def clip_detections(dets: Detections, height: int, width: int) -> Detections:
-    """Clip boxes to the image ``[0, width] x [0, height]`` and drop boxes with zero area after clipping.
-
-    Every other field and ``data`` column follows the kept rows (so ``data["line"]`` survives).
-    Works for :class:`Tracks` too.
-    """
-    if len(dets) == 0:
-        return dets
-    boxes = dets.boxes.clone()
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, float(width))
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, float(height))
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    kept = dets[keep]
-    return kept.replace(boxes=boxes[keep])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,58 +367,31 @@ def clip_detections(dets: Detections, height: int, width: int) -> Detections:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_mot_array(
-    path: str | Path, *, min_columns: int = 6, return_lines: bool = False
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Load a MOTChallenge gt / results / det file as ``float64[K, C]`` (``C >= min_columns``).
-
-    Columns as in the file (``frame`` is 1-based, boxes ``x, y, w, h``); rows with fewer columns
-    than the longest row are padded with ``-1``. Every value must be a finite number (errors name
-    the file and line). No size check: rows are returned as they are. ``return_lines``: also
-    return the ``int64[K]`` 1-based line numbers.
-    """
-    path = require_file(path, "MOTChallenge file")
-    columns = _TRACK_COLUMNS[:min_columns] + tuple(f"column {i + 1}" for i in range(len(_TRACK_COLUMNS), min_columns))
-    rows: list[list[float]] = []
-    lines: list[int] = []
-    for number, text in _lines(path):
-        rows.append(_parse_row(path, number, text, columns, all_columns=True))
-        lines.append(number)
-    width = max([min_columns, *map(len, rows)])
-    table = np.full((len(rows), width), -1.0, dtype=np.float64)
-    for i, row in enumerate(rows):
-        table[i, : len(row)] = row
-    line_array = np.asarray(lines, dtype=np.int64)
-    return (table, line_array) if return_lines else table
-
-
 def read_mot_tracks(path: str | Path) -> dict[int, Tracks]:
     """Read a MOTChallenge gt or results file as ``{0-based frame index: Tracks}``.
 
     ``ids`` are the file ids minus one (file ids must be integers >= 1, see the module docstring),
     ``scores`` the conf column (``1`` when absent), labels ``0``, ``data["line"]`` the file line
-    numbers. Rows with ``w <= 0`` or ``h <= 0`` are skipped with a warning.
+    numbers. An id may appear once per frame; rows with ``w <= 0`` or ``h <= 0`` are skipped with a
+    warning.
     """
-    path = Path(path)
-    table, lines = load_mot_array(path, min_columns=6, return_lines=True)
-    ids = table[:, 1]
-    bad = np.flatnonzero((ids < 1) | (ids != np.round(ids)))
+    parsed = read_mot_rows(path)
+    bad = np.flatnonzero(parsed.rows[:, 1] < 1)
     if bad.size:
         i = int(bad[0])
-        raise InputError(f"{path} line {lines[i]}: id must be an integer >= 1, got {table[i, 1]:g}")
-    valid = (table[:, 4] > 0) & (table[:, 5] > 0)
-    _warn_bad_size(path, lines[~valid].tolist())
-    table, lines = table[valid], lines[valid]
+        what = f"id is {short_number(parsed.rows[i, 1])}"
+        raise InputError.at(parsed.source, parsed.lines[i], what, "an integer >= 1 (MOTChallenge track ids)")
+    check_unique_ids(parsed)
+    parsed = _skip_without_area(parsed)
+    table, lines = parsed.rows, parsed.lines
     scores = table[:, 6] if table.shape[1] > 6 else np.ones(len(table))
-    frames = table[:, 0].astype(np.int64) - 1
     result: dict[int, Tracks] = {}
-    for index in np.unique(frames).tolist():
-        rows = np.flatnonzero(frames == index)
-        result[int(index)] = Tracks(
-            boxes=torch.from_numpy(_xywh_to_xyxy(table[rows, 2:6])),
-            scores=torch.from_numpy(scores[rows].astype(np.float32)),
-            ids=torch.from_numpy(table[rows, 1].astype(np.int64) - 1),
-            data={"line": lines[rows]},
+    for index, sel in _by_frame(table[:, 0].astype(np.int64) - 1):
+        result[index] = Tracks(
+            boxes=torch.from_numpy(_xywh_to_xyxy(table[sel, 2:6])),
+            scores=torch.from_numpy(scores[sel].astype(np.float32)),
+            ids=torch.from_numpy(table[sel, 1].astype(np.int64) - 1),
+            data={"line": lines[sel]},
         )
     return result
 

@@ -147,7 +147,7 @@ def test_mot_sequence_without_seqinfo(tmp_path):
 def test_bad_seqinfo(tmp_path):
     seq = _make_sequence(tmp_path / "Bad")
     (seq / "seqinfo.ini").write_text("[Sequence]\nframeRate=fast\n")
-    with pytest.raises(InputError, match="frameRate: expected a positive number, got 'fast'"):
+    with pytest.raises(InputError, match=r"seqinfo\.ini:2: frameRate is 'fast'; expected a positive number$"):
         MotSequenceSource(seq)
 
 

@@ -38,38 +38,77 @@ def test_read_json_detections_list_and_object(tmp_path):
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"image_id": 1, "bbox": [1, 2]}, r"detections\.json record 1: bbox must be 4 numbers \[x, y, w, h\], got \[1, 2\]"),
-        ({"bbox": [1, 2, 3, 4]}, r"record 1: missing \"image_id\" or \"frame\""),
-        ({"image_id": 0, "bbox": [1, 2, 3, 4]}, r"record 1: image_id must be an integer >= 1"),
-        ({"frame": "2", "bbox": [1, 2, 3, 4]}, r"record 1: frame must be an integer >= 1"),
-        ({"image_id": 1, "bbox": [1, 2, 3, 4], "score": "high"}, r"record 1: score must be a finite number"),
-        ({"image_id": 1}, r"record 1: missing \"bbox\""),
-        ([1, 2, 3], r"record 1: expected an object"),
+        ({"image_id": 1, "bbox": [1, 2]}, r"bbox is \[1, 2\]; expected 4 finite numbers \[x, y, w, h\] \(pixels\)$"),
+        ({"image_id": 1, "bbox": [1, 2, 3, float("nan")]}, r"bbox is \[1, 2, 3, nan\]; expected 4 finite"),
+        ({"bbox": [1, 2, 3, 4]}, r'image_id is None \(the record has neither "image_id" nor "frame"\); expected an integer >= 1'),
+        ({"image_id": 0, "bbox": [1, 2, 3, 4]}, r"image_id is 0; expected an integer >= 1 \(the 1-based frame number\)$"),
+        ({"frame": "2", "bbox": [1, 2, 3, 4]}, r"frame is '2'; expected an integer >= 1"),
+        ({"image_id": True, "bbox": [1, 2, 3, 4]}, r"image_id is True; expected an integer >= 1"),
+        ({"image_id": 1, "bbox": [1, 2, 3, 4], "score": "high"}, r"score is 'high'; expected a finite number$"),
+        ({"image_id": 1, "bbox": [1, 2, 3, 4], "category_id": 1.5}, r"category_id is 1\.5; expected an integer$"),
+        ({"image_id": 1}, r'bbox is None \(the record has no "bbox"\); expected 4 finite numbers'),
+        ([1, 2, 3], r'record is \[1, 2, 3\]; expected an object with "image_id" and "bbox"$'),
     ],
 )
 def test_read_json_detections_errors(tmp_path, record, message):
-    path = _write(tmp_path, [{"image_id": 1, "bbox": [1, 2, 3, 4]}, record])
-    with pytest.raises(InputError, match=message):
+    # one record per line after the "[": the second record starts on line 3
+    path = tmp_path / "detections.json"
+    path.write_text("[\n" + json.dumps({"image_id": 1, "bbox": [1, 2, 3, 4]}) + ",\n" + json.dumps(record) + "\n]\n")
+    with pytest.raises(InputError, match=message) as info:
+        read_json_detections(path)
+    assert info.value.source == str(path) and info.value.line == 3 and str(info.value).startswith(f"{path}:3: ")
+
+
+def test_error_line_is_where_the_record_starts(tmp_path):
+    records = [{"image_id": 1, "bbox": [1, 2, 3, 4]}, {"image_id": 2, "bbox": [1, 2, 3, 4]}, {"image_id": 2, "bbox": "x"}]
+    path = tmp_path / "detections.json"
+    # indent=2: each record spans 9 lines; the third one's "{" is on line 31
+    path.write_text(json.dumps({"info": {"lists": [[1], [2]]}, "detections": records}, indent=2))
+    with pytest.raises(InputError, match=r"detections\.json:31: bbox is 'x'"):
         read_json_detections(path)
 
 
 def test_invalid_json_and_missing(tmp_path):
     path = tmp_path / "detections.json"
     path.write_text('[\n{"image_id": 1,\n "bbox": [1, 2, 3, 4]]')
-    with pytest.raises(InputError, match=r"detections\.json line 3 column \d+: invalid JSON"):
+    with pytest.raises(InputError, match=r"invalid JSON: Expecting ',' delimiter \(column \d+\); expected a JSON list"):
         read_json_detections(path)
-    path.write_text('{"foo": 1}')
-    with pytest.raises(InputError, match="expected a list of records"):
+    path.write_text("")
+    with pytest.raises(InputError, match=r"detections\.json:1: invalid JSON: Expecting value"):
+        read_json_detections(path)
+    path.write_text('\n{"foo": 1, "detections": 3}')
+    with pytest.raises(InputError) as info:
+        read_json_detections(path)
+    assert str(info.value) == (
+        f"{path}:2: the file holds an object with keys ['detections', 'foo']; "
+        'expected a JSON list of records {"image_id", "bbox", ...}, or an object with a "detections" or "annotations" list'
+    )
+    path.write_text("3")
+    with pytest.raises(InputError, match=r"detections\.json:1: the file holds a number \(3\); expected a JSON list of records"):
+        read_json_detections(path)
+    path.write_bytes(b"[\xff]")
+    with pytest.raises(InputError, match=r"detections\.json: cannot decode as UTF-8"):
         read_json_detections(path)
     with pytest.raises(FileNotFoundError, match="nope.json"):
         read_json_detections(tmp_path / "nope.json")
 
 
+def test_object_with_annotations(tmp_path):
+    ann = [{"image_id": 2, "bbox": [1, 2, 3, 4]}]
+    path = _write(tmp_path, {"images": [{"id": 2}], "annotations": ann})
+    assert sorted(read_json_detections(path)) == [1]
+    # "detections" wins over "annotations"; a key given twice counts with its last value (as json.loads)
+    path.write_text('{"annotations": [], "detections": [], "detections": [{"image_id": 3, "bbox": [1, 2, 3, 4]}]}')
+    assert sorted(read_json_detections(path)) == [2]
+
+
 def test_zero_size_records_are_skipped(tmp_path):
-    path = _write(tmp_path, [{"image_id": 1, "bbox": [1, 2, 3, 4]}, {"image_id": 1, "bbox": [1, 2, 0, 4]}])
-    with pytest.warns(RuntimeWarning, match=r"skipped 1 record"):
+    path = tmp_path / "detections.json"
+    records = [{"image_id": 1, "bbox": [1, 2, 3, 4]}, {"image_id": 1, "bbox": [1, 2, 0, 4]}, {"image_id": 2, "bbox": [1, 2, 3, -1]}]
+    path.write_text("[\n" + ",\n".join(map(json.dumps, records)) + "\n]\n")
+    with pytest.warns(RuntimeWarning, match=r"detections\.json: skipped 2 record\(s\) with width or height <= 0 \(line 3, 4\)$"):
         dets = read_json_detections(path)
-    assert len(dets[0]) == 1
+    assert sorted(dets) == [0] and len(dets[0]) == 1 and dets[0].data["record"].tolist() == [0]
 
 
 def test_json_detections_round_trip(tmp_path):
@@ -131,7 +170,26 @@ def test_truncated_results_are_still_readable(tmp_path):
     # simulate a killed process: the file is flushed but never closed
     text = path.read_text()
     assert text.startswith("[") and not text.rstrip().endswith("]")
-    with pytest.warns(RuntimeWarning, match="not closed"):
+    with pytest.warns(RuntimeWarning, match="not closed") as caught:
         assert len(read_json_records(path)) == 1
+    assert len(caught) == 1
+    with pytest.warns(RuntimeWarning, match=r"tracks\.json: the JSON list is not closed .*; read 1 complete records"):
+        dets = read_json_detections(path)
+    assert dets[0].data["track_id"] == [1] and dets[0].data["record"].tolist() == [0]
+    writer.write(1, Tracks(boxes=[[1, 1, 4, 4]], ids=[0]))
+    path.write_text(path.read_text() + ",\n")  # killed between two records
+    with pytest.warns(RuntimeWarning, match="read 2 complete records"):
+        assert sorted(read_json_detections(path)) == [0, 1]
+    path.write_text(path.read_text() + '{"image_id": 3, "bb')  # killed inside a record: not repaired
+    with pytest.raises(InputError, match=r"tracks\.json:4: invalid JSON"):
+        read_json_detections(path)
+    path.write_text("[")  # killed before the first record
+    with pytest.warns(RuntimeWarning, match="read 0 complete records"):
+        assert read_json_detections(path) == {}
+    path.write_text('[\n{"image_id": 1, "bbox": [1, 2, 3, 4]}\n{"image_id": 2}')  # a missing comma is a syntax error
+    with pytest.raises(InputError, match=r"tracks\.json:3: invalid JSON: Expecting ',' delimiter"):
+        read_json_detections(path)
+    writer = JsonResultWriter(path)
+    writer.write(0, Tracks(boxes=[[1, 1, 4, 4]], ids=[0]))
     writer.close()
     assert len(json.loads(path.read_text())) == 1

@@ -11,7 +11,6 @@ from masa.io import (
     InputError,
     MotResultWriter,
     SeqInfo,
-    clip_detections,
     detection_frames,
     read_mot_detections,
     read_mot_rows,
@@ -88,9 +87,11 @@ def test_detection_frames_and_clip(tmp_path):
     assert clipped.boxes.tolist() == [[0.0, 0.0, 20.0, 20.0], [50.0, 50.0, 120.0, 100.0]]
     assert clipped.data["line"].tolist() == [1, 3]
     assert torch.allclose(clipped.scores, torch.tensor([0.9, 0.7]))
-    same = clip_detections(Detections(boxes=[[1, 1, 5, 5]]), 10, 10)
+    same = Detections(boxes=[[1, 1, 5, 5]]).clip(10, 10)
     assert same.boxes.tolist() == [[1, 1, 5, 5]]
-    assert len(clip_detections(Detections.empty(), 10, 10)) == 0
+    assert len(Detections.empty().clip(10, 10)) == 0
+    kept = Detections(boxes=[[-5, 2, 5, 5], [20, 20, 30, 30]]).clip(10, 10, drop_empty=False)
+    assert kept.boxes.tolist() == [[0, 2, 5, 5], [10, 10, 10, 10]]
 
 
 def test_result_writer_round_trip(tmp_path):
@@ -158,7 +159,7 @@ def test_read_seqinfo(tmp_path):
     ini.write_text("[sequence]\nSEQLENGTH = 7\nother = x\n")
     assert read_seqinfo(ini) == SeqInfo(name="Seq-01", seq_length=7)
     ini.write_text("[Sequence]\nname=Toy\nseqLength=4.5\n")
-    with pytest.raises(InputError, match=r"seqinfo\.ini:3: seqLength: expected a positive integer, got '4\.5'"):
+    with pytest.raises(InputError, match=r"seqinfo\.ini:3: seqLength is '4\.5'; expected a positive integer"):
         read_seqinfo(ini)
     ini.write_text("[Other]\nname=Toy\n")
     with pytest.raises(InputError, match=r"seqinfo\.ini: no \[Sequence\] section \(found \['Other'\]\); expected a MOTChallenge"):

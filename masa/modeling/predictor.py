@@ -113,6 +113,7 @@ class MasaPredictor:
             raise ValueError(f"MasaPredictor: expected an RGB image uint8[H, W, 3], got {getattr(image, 'shape', type(image))}")
         if not image.flags.writeable:  # e.g. np.asarray(PIL image): torch.from_numpy warns on read-only arrays
             image = image.copy()
+        self.reset_image()  # free the previous frame's maps before allocating this frame's
         with torch.inference_mode(), self._autocast():
             pre = preprocess_image(image, self.config.preprocess, self.device, pad_value=self._pad_value)
             images = pre.images.contiguous(memory_format=torch.channels_last) if self.channels_last else pre.images

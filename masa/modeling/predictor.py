@@ -51,6 +51,8 @@ class MasaPredictor:
         channels_last: NHWC memory format for the backbone (2-3x faster depthwise convs on CPU,
             same numbers up to 1e-6).
         segmenter: optional mask model; when set, :meth:`predict` fills ``masks``.
+        max_boxes_per_pass: boxes embedded per RoI-Align + head pass; more boxes run in chunks of
+            this size, so memory stays bounded for crowds (results do not depend on it).
 
     Example::
 
@@ -69,7 +71,11 @@ class MasaPredictor:
         fp16: bool = False,
         channels_last: bool = True,
         segmenter: Segmenter | None = None,
+        max_boxes_per_pass: int = 512,
     ) -> None:
+        if max_boxes_per_pass < 1:
+            raise ValueError(f"MasaPredictor: max_boxes_per_pass must be >= 1, got {max_boxes_per_pass}")
+        self.max_boxes_per_pass = int(max_boxes_per_pass)
         self.device = torch.device(device)
         self.config = config
         backbone = model.backbone
@@ -142,9 +148,13 @@ class MasaPredictor:
             raise ValueError(f"MasaPredictor: expected boxes [N, 4] xyxy, got {list(boxes.shape)}")
         features, pre = self._require_image()
         height, width = self._frame_size
+        out = torch.empty(len(boxes), self.embedding_dim)
         with torch.inference_mode(), self._autocast():
             rois = frame_boxes_to_rois(boxes.to(self.device), height, width, pre.scale)  # (N, 5) network px
-            return self.model.adapter.embed(features, rois).float().cpu()
+            for start in range(0, len(rois), self.max_boxes_per_pass):  # chunks bound memory for crowds
+                chunk = rois[start : start + self.max_boxes_per_pass]
+                out[start : start + len(chunk)] = self.model.adapter.embed(features, chunk).float().cpu()
+        return out
 
     def detect(self) -> Detections:
         """The adapter's own class-agnostic detections on the current frame (boxes in frame px, clipped).

@@ -10,6 +10,10 @@ from torchvision.ops import box_iou as _tv_box_iou
 __all__ = ["box_iou", "box_centers", "xyxy_to_xywh", "xywh_to_xyxy", "clip_boxes", "box_iou_xywh_np"]
 
 
+#: pairs per torchvision ``box_iou`` call (~100 MB of temporaries); larger problems run in row chunks.
+_IOU_CHUNK = 2**22
+
+
 def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
     """Pairwise IoU ``float[N, M]`` of ``boxes_a [N, 4]`` and ``boxes_b [M, 4]`` (xyxy).
 
@@ -17,7 +21,16 @@ def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
     """
     if boxes_a.numel() == 0 or boxes_b.numel() == 0:
         return boxes_a.new_zeros(boxes_a.shape[0], boxes_b.shape[0])
-    return _tv_box_iou(boxes_a.float(), boxes_b.float()).nan_to_num_(0.0)
+    a, b = boxes_a.float(), boxes_b.float()
+    n, m = a.shape[0], b.shape[0]
+    if n * m <= _IOU_CHUNK:
+        return _tv_box_iou(a, b).nan_to_num_(0.0)
+    # Large crowds: torchvision builds three [N, M, 2] temporaries; row chunks bound them (same values).
+    out = a.new_empty(n, m)
+    step = max(1, _IOU_CHUNK // m)
+    for start in range(0, n, step):
+        out[start : start + step] = _tv_box_iou(a[start : start + step], b).nan_to_num_(0.0)
+    return out
 
 
 def box_centers(boxes: Tensor) -> Tensor:

@@ -120,9 +120,15 @@ def overlaps_earlier(boxes: Tensor, iou_thresholds: Tensor) -> Tensor:
     n = boxes.shape[0]
     if n < 2:
         return torch.zeros(n, dtype=torch.bool, device=boxes.device)
-    ious = box_iou(boxes, boxes)  # [N, N]
-    earlier = torch.ones(n, n, dtype=torch.bool, device=boxes.device).tril(diagonal=-1)  # j < i
-    return ((ious > iou_thresholds[:, None]) & earlier).any(dim=1)
+    out = torch.zeros(n, dtype=torch.bool, device=boxes.device)
+    step = max(1, 2**22 // n)  # row chunks bound the [rows, N] temporaries for crowds (same result)
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        ious = box_iou(boxes[rows], boxes)  # [R, N]
+        index = torch.arange(rows.start, rows.stop, device=boxes.device)
+        earlier = torch.arange(n, device=boxes.device)[None, :] < index[:, None]  # j < i
+        out[rows] = ((ious > iou_thresholds[rows, None]) & earlier).any(dim=1)
+    return out
 
 
 def _as_float32(value: float) -> float:

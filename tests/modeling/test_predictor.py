@@ -107,3 +107,16 @@ def test_mask_slot():
     image = np.zeros((32, 48, 3), dtype=np.uint8)
     dets = predictor.predict(image, torch.tensor([[2.0, 3.0, 10.0, 12.0]]))
     assert dets.masks.shape == (1, 32, 48) and int(dets.masks.sum()) == 8 * 9
+
+
+def test_chunked_embedding_is_exact():
+    model = _swin_like_model()
+    config = _config(PreprocessConfig(max_size=None))
+    image = np.random.default_rng(4).integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+    xy = torch.rand(50, 2, generator=torch.Generator().manual_seed(0)) * 60
+    boxes = torch.cat([xy, xy + 20], dim=1)
+    whole = MasaPredictor(model, config).embed(image, boxes)
+    chunked = MasaPredictor(model, config, max_boxes_per_pass=7).embed(image, boxes)
+    torch.testing.assert_close(chunked, whole)
+    with pytest.raises(ValueError, match="max_boxes_per_pass"):
+        MasaPredictor(model, config, max_boxes_per_pass=0)

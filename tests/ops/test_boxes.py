@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from masa.ops.boxes import box_iou_xywh_np
 
@@ -28,3 +29,14 @@ def test_box_iou_xywh_np_matches_trackeval_bit_for_bit():
     a = np.column_stack([rng.uniform(0, 100, (50, 2)), rng.uniform(-1, 40, (50, 2))])
     b = np.column_stack([rng.uniform(0, 100, (40, 2)), rng.uniform(-1, 40, (40, 2))])
     np.testing.assert_array_equal(box_iou_xywh_np(a, b), _BaseDataset._calculate_box_ious(a, b, box_format="xywh"))
+
+
+def test_box_iou_in_row_chunks_is_exact(monkeypatch):
+    import masa.ops.boxes as boxes_module
+
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(300, 2, generator=gen) * 100
+    boxes = torch.cat([xy, xy + torch.rand(300, 2, generator=gen) * 30], dim=1)
+    whole = boxes_module.box_iou(boxes, boxes[:200])
+    monkeypatch.setattr(boxes_module, "_IOU_CHUNK", 1000)  # 5 rows per chunk
+    assert torch.equal(boxes_module.box_iou(boxes, boxes[:200]), whole)

@@ -333,12 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"protocols": {}, "embed_ms": {}, "update_ms": {}}
     preds: dict[str, dict[str, dict[str, np.ndarray]]] = {p: {t.name: {} for t in trackers} for p in args.protocols}
     gts: dict[str, dict[str, np.ndarray]] = {p: {} for p in args.protocols}
+    lengths: dict[str, dict[str, int]] = {p: {} for p in args.protocols}  # frames per (protocol, sequence)
     for seq in sequences:
         observations, embed_ms, pipeline_tracks = make_observations(seq, args.protocols, predictors)
         for a, times in embed_ms.items():
             results["embed_ms"].setdefault(a, []).extend(times)
         for protocol, obs in observations.items():
             gts[protocol][seq.name] = obs.gt
+            lengths[protocol][seq.name] = len(obs.frames)
             for tracker in trackers:
                 rows, times, ids = run_tracker(tracker, obs)
                 if protocol == "det" and isinstance(tracker, MasaBench) and tracker.rescale == 1.0:
@@ -349,7 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in args.protocols:
         table = {}
         for tracker in trackers:
-            res = evaluate_mot(gts[protocol], preds[protocol][tracker.name], benchmark="MOT15", metrics=("HOTA", "CLEAR", "Identity"))
+            res = evaluate_mot(
+                gts[protocol],
+                preds[protocol][tracker.name],
+                benchmark="MOT15",
+                metrics=("HOTA", "CLEAR", "Identity"),
+                num_frames=lengths[protocol],
+            )
             table[tracker.name] = {name: {m: res[name][m] for m in METRICS} for name in [*gts[protocol], "COMBINED"]}
         results["protocols"][protocol] = table
 

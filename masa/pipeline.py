@@ -12,6 +12,7 @@ Conventions: boxes are xyxy float32 in original-frame pixels; ``frame.index`` is
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import torch
 
+from masa.io.errors import OutputError
 from masa.io.frames import Frame
 from masa.io.mot import detection_frames
 from masa.modeling.build import build_predictor
@@ -38,6 +40,7 @@ __all__ = [
     "load_detections",
     "normalize_scores",
     "given_detections",
+    "GivenDetections",
     "output_sinks",
 ]
 
@@ -83,6 +86,9 @@ class RunStats:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     track_seconds: float = 0.0
+    outside: int = 0
+    outside_rows: list[str] = field(default_factory=list)
+    below_min_score: int = 0
 
     @property
     def fps(self) -> float:
@@ -178,13 +184,46 @@ def normalize_scores(detections_by_frame: Mapping[int, Detections], mode: str = 
     return out, f"detection scores in [{low:.3g}, {high:.3g}] were mapped linearly to [0, 1]"
 
 
-def given_detections(detections_by_frame: Mapping[int, Detections]) -> DetectionSource:
+class GivenDetections:
+    """Pre-computed detections looked up by 0-based frame index (a :data:`DetectionSource`).
+
+    Remembers which frames were asked for, so that a run can say which rows it never used
+    (rows on frames past the end of the video, or on frames that could not be read).
+    """
+
+    def __init__(self, detections_by_frame: Mapping[int, Detections]) -> None:
+        self.by_frame = dict(detections_by_frame)
+        self.requested: set[int] = set()
+
+    @property
+    def num_rows(self) -> int:
+        return sum(len(d) for d in self.by_frame.values())
+
+    def __call__(self, frame: Frame) -> Detections:
+        self.requested.add(frame.index)
+        return detection_frames(self.by_frame, frame.index)
+
+    def unused(self) -> dict[int, Detections]:
+        """``{0-based frame: Detections}`` of the non-empty frames never asked for."""
+        return {k: d for k, d in sorted(self.by_frame.items()) if len(d) and k not in self.requested}
+
+
+def given_detections(detections_by_frame: Mapping[int, Detections]) -> GivenDetections:
     """A detection source that looks up pre-computed detections by 0-based frame index."""
+    return GivenDetections(detections_by_frame)
 
-    def source(frame: Frame) -> Detections:
-        return detection_frames(detections_by_frame, frame.index)
 
-    return source
+def _row_labels(dets: Detections) -> list[str]:
+    """How to name rows for the user: file lines (MOT) or record numbers (JSON), else nothing."""
+    if "line" in dets.data:
+        return [f"line {int(v)}" for v in dets.data["line"]]
+    if "record" in dets.data:
+        return [f"record {int(v)}" for v in dets.data["record"]]
+    return []
+
+
+def _first(labels: list[str], limit: int = 5) -> str:
+    return ", ".join(labels[:limit]) + (", ..." if len(labels) > limit else "")
 
 
 class TrackingPipeline:
@@ -233,9 +272,19 @@ class TrackingPipeline:
         height, width = frame.image.shape[:2]
         dets = None
         if self.detections is not None:
-            dets = self.detections(frame).clip(height, width)
+            given = self.detections(frame)
+            clipped = given.clip(height, width, drop_empty=False)
+            boxes = clipped.boxes
+            inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            if not bool(inside.all()):  # boxes entirely outside the frame cannot be tracked
+                self.stats.outside += int((~inside).sum())
+                if len(self.stats.outside_rows) < 5:
+                    self.stats.outside_rows += _row_labels(given[~inside])[:5]
+            dets = clipped[inside]
             if self.min_score is not None and len(dets):
-                dets = dets[dets.scores >= self.min_score]
+                keep = dets.scores >= self.min_score
+                self.stats.below_min_score += int((~keep).sum())
+                dets = dets[keep]
         t0 = time.perf_counter()
         dets = self.predictor.predict(frame.image, dets)
         t1 = time.perf_counter()
@@ -252,6 +301,39 @@ class TrackingPipeline:
         for sink in self.sinks:
             sink.write(result)
         return result
+
+    def warnings(self) -> list[str]:
+        """What the user must know about the run so far: detections that were dropped or never
+        used, and a run in which nothing was tracked. One sentence each."""
+        out = []
+        stats = self.stats
+        if isinstance(self.detections, GivenDetections):
+            if self.detections.num_rows == 0:
+                out.append("the detections hold no rows at all: nothing could be tracked")
+            unused = self.detections.unused()
+            if unused and stats.frames:
+                rows = sum(len(d) for d in unused.values())
+                frames = [k + 1 for k in unused]
+                labels = [label for d in unused.values() for label in _row_labels(d)]
+                where = f" ({_first(labels)})" if labels else ""
+                last = max(self.detections.requested) + 1 if self.detections.requested else 0
+                past = sum(1 for f in frames if f > last)
+                reason = (
+                    f"{past} of these frames lie past the last frame read ({last})" if past else "these frames were not read"
+                )
+                out.append(
+                    f"{rows} detection rows on {len(frames)} frames were never used: frames {_first([str(f) for f in frames])} "
+                    f"(1-based){where}; {reason}"
+                )
+        if stats.outside:
+            where = f" ({_first(stats.outside_rows)})" if stats.outside_rows else ""
+            out.append(f"{stats.outside} detection boxes lie entirely outside the frame and were dropped{where}")
+        if stats.frames and not stats.track_ids:
+            out.append(
+                f"no box was tracked in {stats.frames} frames: check that the detections belong to this video and "
+                "that their scores reach the tracker's thresholds (--init-thresh, --min-score, --score-norm)"
+            )
+        return out
 
     def run(self, frames: Iterable[Frame]) -> Iterator[TrackedFrame]:
         """Process ``frames`` one by one (streaming); yields each frame's result."""
@@ -310,28 +392,57 @@ def build_pipeline(
 # Sinks: the io writers behind the Sink interface
 
 
-class _TracksFileSink:
+class _WriterSink:
+    """An io writer behind the :class:`Sink` interface; OS errors name the file, in words."""
+
     def __init__(self, writer) -> None:
         self.writer = writer
 
+    def _write(self, *args) -> None:
+        try:
+            self.writer.write(*args)
+        except OSError as exc:
+            raise OutputError.from_os_error(self.writer.path, exc) from None
+
     def write(self, result: TrackedFrame) -> None:
-        self.writer.write(result.frame.index, result.tracks)
+        self._write(result.frame.index, result.tracks)
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except OSError as exc:
+            raise OutputError.from_os_error(self.writer.path, exc, "cannot finish writing") from None
 
 
-class _AnnotatedVideoSink:
+class _AnnotatedVideoSink(_WriterSink):
+    """Draws the tracks and appends the frame; frames of another size than the first are resized
+    to it (with one warning naming the first such input frame), so the video stays valid."""
+
     def __init__(self, writer) -> None:
-        self.writer = writer
+        super().__init__(writer)
+        self.size: tuple[int, int] | None = None
+        self.resized = 0
 
     def write(self, result: TrackedFrame) -> None:
+        import cv2
+
         from masa.io.draw import draw_tracks
 
-        self.writer.write(draw_tracks(result.frame.image, result.tracks))
-
-    def close(self) -> None:
-        self.writer.close()
+        image = draw_tracks(result.frame.image, result.tracks)
+        size = (int(image.shape[0]), int(image.shape[1]))
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            if not self.resized:
+                warnings.warn(
+                    f"{result.frame.name}: frame size {size[1]}x{size[0]} differs from the first frame's "
+                    f"{self.size[1]}x{self.size[0]}; the annotated video shows it resized (tracks keep its own pixels)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self.resized += 1
+            image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+        self._write(image)
 
 
 def output_sinks(out: str | Path, *, video_name: str, fps: float | None, video: bool = True) -> list[Sink]:
@@ -342,11 +453,22 @@ def output_sinks(out: str | Path, *, video_name: str, fps: float | None, video: 
     from masa.io.video_writer import VideoWriter
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "is a file", "a folder for tracks.txt, tracks.json and video.mp4 (created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError.from_os_error(out, exc, "cannot create the output folder") from None
     sinks: list[Sink] = []
     try:
-        sinks.append(_TracksFileSink(MotResultWriter(out / "tracks.txt")))
-        sinks.append(_TracksFileSink(JsonResultWriter(out / "tracks.json", video_name=video_name)))
+        for name, make in (
+            ("tracks.txt", lambda path: MotResultWriter(path)),
+            ("tracks.json", lambda path: JsonResultWriter(path, video_name=video_name)),
+        ):
+            try:
+                sinks.append(_WriterSink(make(out / name)))
+            except OSError as exc:
+                raise OutputError.from_os_error(out / name, exc, "cannot create") from None
         if video:
             sinks.append(_AnnotatedVideoSink(VideoWriter(out / "video.mp4", fps=fps or 25.0)))
     except BaseException:

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["main", "build_parser"]
@@ -37,8 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``masa`` console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"masa {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RuntimeWarning)
+            warnings.showwarning = show_warning  # one line per warning, no source paths
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("masa: interrupted; outputs written so far were closed and kept", file=sys.stderr)
         return 130

@@ -14,7 +14,9 @@ TETA follows the authors' evaluator: ``--teta-mode tao`` (default) or ``exhausti
 BDD100K variant); ``--class-aware`` evaluates per class (column 8 of gt and results, or the JSON
 ``category_id``). The table prints fractions as percentages; ``--json`` prints only the JSON object
 (fractions in [0, 1], counts as ints) on stdout. Bad input gives a one-line error on stderr
-(``<file>:<line>: ...`` for malformed files) and exit code 2. See ``docs/eval.md``.
+(``<file>:<line>: ...`` for malformed files) and exit code 2; so do an empty gt and gt or result
+rows past the end of the sequence (``seqLength`` of ``seqinfo.ini`` for a sequence folder, else the
+last gt frame; ``--allow-extra-frames`` drops such result rows with a warning). See ``docs/eval.md``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ def add_eval_subparser(subparsers: Any) -> None:
         "--allow-missing",
         action="store_true",
         help="with --pred-dir: score sequences without a result file as empty (default: error)",
+    )
+    p.add_argument(
+        "--allow-extra-frames",
+        action="store_true",
+        help="drop (with a warning) prediction rows on frames past the end of the sequence "
+        "(seqLength of seqinfo.ini for a sequence folder, else the last gt frame); default: error",
     )
     p.add_argument(
         "--metrics",
@@ -191,7 +199,13 @@ def run_eval(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = evaluate_mot(
-                gt, pred, benchmark=args.benchmark, metrics=metrics, teta_mode=args.teta_mode, class_aware=args.class_aware
+                gt,
+                pred,
+                benchmark=args.benchmark,
+                metrics=metrics,
+                teta_mode=args.teta_mode,
+                class_aware=args.class_aware,
+                allow_extra_frames=args.allow_extra_frames,
             )
         for w in caught:
             print(f"masa eval: warning: {w.message}", file=sys.stderr)

@@ -133,7 +133,19 @@ def run_track(args: argparse.Namespace) -> int:
             bar.update(1)
     stats = pipeline.stats
     wall = time.perf_counter() - started
+    for warning in pipeline.warnings():
+        if args.max_frames is not None and "never used" in warning:
+            warning += f" (--max-frames {args.max_frames})"
+        print(f"masa track: warning: {warning}", file=sys.stderr)
     skipped = f", {len(source.skipped)} unreadable frames skipped" if source.skipped else ""
+    corrupt = getattr(source, "corrupt", [])
+    if corrupt:
+        shown = ", ".join(str(i) for i, _ in corrupt[:5]) + (", ..." if len(corrupt) > 5 else "")
+        skipped += f", {len(corrupt)} frames may be damaged (0-based indices {shown})"
+    if getattr(source, "ended_early", None):
+        skipped += f", the source ended early ({source.delivered} of {source.expected} frames)"
+    if stats.below_min_score:
+        skipped += f", {stats.below_min_score} detections below --min-score {args.min_score} dropped"
     outputs = "tracks.txt, tracks.json" + ("" if args.no_video else ", video.mp4")
     print(
         f"masa track: {stats.frames} frames, {len(stats.track_ids)} tracks, {stats.boxes} tracked boxes, "

@@ -355,17 +355,104 @@ def _as_source(src: Any) -> Source:
     return np.asarray(src, dtype=float)
 
 
-def _gt_file(src: Source, frames_hint: int | None) -> tuple[Source, int | None]:
-    """A sequence folder -> its ``gt/gt.txt`` and ``seqinfo.ini``'s ``seqLength`` (unless given)."""
-    if not isinstance(src, (str, os.PathLike)) or not Path(src).is_dir():
-        return src, frames_hint
-    folder = Path(src)
-    gt = folder / "gt" / "gt.txt"
-    if not gt.is_file():
-        raise FileNotFoundError(f"{folder} is a folder without gt/gt.txt")
-    if frames_hint is None and (folder / "seqinfo.ini").is_file():
-        frames_hint = read_seqinfo(folder).seq_length
-    return gt, frames_hint
+@dataclass
+class _Length:
+    """The number of frames of a sequence and where it comes from (for error messages)."""
+
+    frames: int | None
+    origin: str  # e.g. "from seqLength in data/TUD-Campus/seqinfo.ini", "from num_frames['s']"
+
+
+def _seqinfo_folder(src: Source) -> Path | None:
+    """The sequence folder of a gt source: the folder itself, or ``<seq>`` for ``<seq>/gt/gt.txt``
+    next to ``<seq>/seqinfo.ini``; ``None`` for other files and arrays."""
+    if not isinstance(src, (str, os.PathLike)):
+        return None
+    path = Path(src)
+    if path.is_dir():
+        return path
+    if path.name == "gt.txt" and path.parent.name == "gt" and (path.parent.parent / "seqinfo.ini").is_file():
+        return path.parent.parent
+    return None
+
+
+def _gt_file(src: Source, frames_hint: int | None, name: str) -> tuple[Source, _Length]:
+    """A sequence folder -> its ``gt/gt.txt``; and the sequence length (the rule is in ``docs/eval.md``).
+
+    ``num_frames`` given -> that; else ``seqLength`` of ``seqinfo.ini`` for a sequence folder or a
+    ``<seq>/gt/gt.txt`` beside one; else ``None`` (the last gt frame, set by :func:`_check_frames`).
+    """
+    folder = _seqinfo_folder(src)
+    gt = src
+    if folder is not None and Path(src).is_dir():
+        gt = folder / "gt" / "gt.txt"
+        if not gt.is_file():
+            raise FileNotFoundError(f"{folder} is a folder without gt/gt.txt")
+    if frames_hint is not None:
+        if isinstance(frames_hint, bool) or not isinstance(frames_hint, (int, np.integer)) or frames_hint < 1:
+            raise ValueError(f"num_frames[{name!r}] is {frames_hint!r}; expected a positive integer")
+        return gt, _Length(int(frames_hint), f"from num_frames[{name!r}]")
+    if folder is not None and (folder / "seqinfo.ini").is_file():
+        length = read_seqinfo(folder).seq_length
+        if length is not None:
+            return gt, _Length(int(length), f"from seqLength in {folder / 'seqinfo.ini'}")
+    return gt, _Length(None, "")
+
+
+def _first(parsed: MotRows, mask: np.ndarray) -> int:
+    """The index of the row with the smallest line number among ``mask``."""
+    rows = np.flatnonzero(mask)
+    return int(rows[np.argmin(parsed.lines[rows])])
+
+
+def _check_frames(gt: MotRows, pred: MotRows, length: _Length, *, allow_extra_frames: bool) -> tuple[MotRows, int]:
+    """Refuse inputs that do not describe the same sequence; returns the predictions to score and
+    the sequence length.
+
+    * gt without rows: nothing to score;
+    * gt rows beyond a given length (``seqLength`` / ``num_frames``);
+    * prediction rows beyond the length (the last gt frame when none is given): an error, or, with
+      ``allow_extra_frames``, dropped with a warning.
+    """
+    if not len(gt.rows):
+        raise InputError.at(
+            gt.source, None, "no ground-truth rows: nothing to score", "at least one row frame,id,x,y,w,h,conf,class,visibility"
+        )
+    gt_frames = gt.rows[:, COL_FRAME]
+    if length.frames is None:
+        length = _Length(int(gt_frames.max()), f"from the last frame of {gt.source}")
+    else:
+        late = gt_frames > length.frames
+        if late.any():
+            i = _first(gt, late)
+            raise InputError.at(
+                gt.source,
+                int(gt.lines[i]),
+                f"frame {short_number(gt_frames[i])} is past the end of the sequence ({length.frames} frames, "
+                f"{length.origin}; {int(late.sum())} gt row(s) are past it)",
+                f"gt frames 1..{length.frames}",
+            )
+    n = length.frames
+    late = pred.rows[:, COL_FRAME] > n
+    if late.any():
+        i, count = _first(pred, late), int(late.sum())
+        line, frame = int(pred.lines[i]), short_number(pred.rows[i, COL_FRAME])
+        if not allow_extra_frames:
+            raise InputError.at(
+                pred.source,
+                line,
+                f"frame {frame} is past the end of the sequence ({n} frames, {length.origin}; {count} prediction row(s) are past it)",
+                f"frames 1..{n} (--allow-extra-frames / allow_extra_frames=True drops such rows)",
+            )
+        warnings.warn(
+            f"{pred.source}: dropped {count} prediction row(s) past the end of the sequence "
+            f"({n} frames, {length.origin}), the first on line {line}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        keep = ~late
+        pred = MotRows(pred.rows[keep], pred.lines[keep], pred.source)
+    return pred, n
 
 
 def evaluate_mot(
@@ -377,6 +464,7 @@ def evaluate_mot(
     num_frames: Mapping[str, int | None] | None = None,
     teta_mode: str = "tao",
     class_aware: bool = False,
+    allow_extra_frames: bool = False,
 ) -> EvalResult:
     """Score tracker output against MOTChallenge ground truth.
 
@@ -384,25 +472,29 @@ def evaluate_mot(
         gt: sequence name -> gt file (``gt.txt``), MOTChallenge sequence folder (its
             ``gt/gt.txt`` is used, and ``seqinfo.ini``'s ``seqLength`` when present), or an array
             ``[N, >=6]`` of rows ``frame, id, x, y, w, h, conf, class, visibility`` (1-based frames).
+            A gt without rows is an error (nothing to score).
         pred: sequence name -> results file (MOTChallenge ``.txt`` or ``masa track``'s ``.json``) or
             array (same row layout; conf ignored). ``None`` or an empty array scores the sequence as
             "no predictions". Every gt sequence needs an entry; entries for unknown sequences are an error.
         benchmark: ``"MOT15"`` (default; every gt row with a non-zero conf flag counts) or
             ``"MOT16"/"MOT17"/"MOT20"`` (pedestrian-only evaluation with distractor removal).
         metrics: any of ``"HOTA", "CLEAR", "Identity", "TETA"`` (case-insensitive).
-        num_frames: optional sequence name -> number of frames (defaults to the largest frame
-            seen in gt/pred, or seqinfo.ini for sequence folders).
+        num_frames: optional sequence name -> number of frames. Otherwise the length is
+            ``seqLength`` of ``seqinfo.ini`` for a sequence folder (or a ``<seq>/gt/gt.txt`` beside
+            ``<seq>/seqinfo.ini``), else the last gt frame. gt rows past a given length are an error.
         teta_mode: ``"tao"`` (default; the authors' TAO evaluation) or ``"exhaustive"`` (their
             COCO / BDD100K evaluation: unmatched predictions of a class count against ClsA).
         class_aware: TETA per class, with classes from column 8 of gt and results (``category_id``
             of JSON results); default: one class (class-agnostic).
+        allow_extra_frames: drop prediction rows on frames past the sequence length, with a
+            ``RuntimeWarning`` naming how many and the first line (default: an error).
 
     Returns:
         :class:`~masa.eval.common.EvalResult` with per-sequence and ``"COMBINED"`` summaries.
 
     Raises:
         :class:`~masa.io.errors.InputError` (a ValueError) ``<file>:<line>: ...`` for malformed
-        files, ValueError for bad arguments, FileNotFoundError for missing files.
+        files, an empty gt, gt or predictions past the sequence length; ValueError for bad arguments, FileNotFoundError for missing files.
     """
     benchmark = _normalise_benchmark(benchmark)
     families = _normalise_metrics(metrics)
@@ -434,12 +526,15 @@ def evaluate_mot(
     per_family: dict[str, dict[str, Any]] = {f: {} for f in metric_objs}
     sequences: dict[str, SequenceData] = {}
     for name, gt_src in gt.items():
-        gt_path, frames_hint = _gt_file(_as_source(gt_src), None if num_frames is None else num_frames.get(name))
+        gt_path, length = _gt_file(_as_source(gt_src), None if num_frames is None else num_frames.get(name), name)
+        gt_rows = load_mot_file(gt_path, name=f"gt {name}")
+        pred_rows = load_mot_file(_as_source(pred[name]), name=f"pred {name}")
+        pred_rows, frames = _check_frames(gt_rows, pred_rows, length, allow_extra_frames=allow_extra_frames)
         seq = preprocess_sequence(
-            load_mot_file(gt_path, name=f"gt {name}"),
-            load_mot_file(_as_source(pred[name]), name=f"pred {name}"),
+            gt_rows,
+            pred_rows,
             benchmark=benchmark,
-            num_frames=frames_hint,
+            num_frames=frames,
             name=name,
             class_aware=class_aware,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["InputError", "InputNotFoundError", "short_number", "short_repr"]
+__all__ = ["InputError", "InputNotFoundError", "OutputError", "short_number", "short_repr"]
 
 
 class InputError(ValueError):
@@ -36,6 +36,25 @@ class InputError(ValueError):
         error.source = str(source)
         error.line = None if line is None else int(line)
         return error
+
+
+class OutputError(OSError):
+    """An output cannot be written (disk full, no permission, a file where a folder should be).
+
+    The message names the path and the reason in words (no errno codes).
+    """
+
+    def __init__(self, path: str | Path, problem: str, expected: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {problem}" + (f"; expected {expected}" if expected else ""))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def from_os_error(cls, path: str | Path, error: OSError, doing: str = "cannot write") -> OutputError:
+        reason = error.strerror or type(error).__name__
+        return cls(path, f"{doing}: {reason[0].lower() + reason[1:]}")
 
 
 class InputNotFoundError(InputError, FileNotFoundError):

@@ -20,7 +20,13 @@ Conventions:
 * Frames that cannot be read (an unreadable image file, a corrupt video packet, a missing image of a
   MOT sequence) are **skipped** with a :func:`warnings.warn` and recorded in ``source.skipped`` as
   ``(index, reason)``; the following frames keep their own index, so indices always match positions
-  in the input (a consumer should use ``frame.index``, never count frames itself).
+  in the input (a consumer should use ``frame.index``, never count frames itself). Video frame
+  indices come from the timestamps, not from counting packets (exact with B-frames, variable frame
+  rate and decode errors; see :class:`_Timeline`). Delivered frames whose image may be wrong (the
+  decoder concealed errors, or they are predicted from a lost frame) are recorded in
+  ``source.corrupt``; an input that ends before its declared length sets ``source.ended_early``.
+  Damage the decoder does not notice (H.264 has no checksum) cannot be reported.
+* An iteration that produces no frame at all raises :class:`~masa.io.errors.InputError` saying why.
 * Bad inputs raise :class:`~masa.io.errors.InputError` (missing paths:
   :class:`~masa.io.errors.InputNotFoundError`, also a :class:`FileNotFoundError`) naming the input.
 """
@@ -30,6 +36,8 @@ from __future__ import annotations
 import re
 import warnings
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +65,6 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 """File extensions (lower case) read by :class:`ImageFolderSource` and :class:`MotSequenceSource`."""
-
-# Give up on a video after this many consecutive unreadable packets.
-_MAX_CONSECUTIVE_ERRORS = 50
 
 _ACCEPTED = (
     "a video file (e.g. .mp4, .avi, .mkv), a folder of images (.jpg/.jpeg/.png/.bmp/.tif/.tiff/.webp), "
@@ -187,8 +192,21 @@ class FrameSource(ABC):
 
     Properties: ``name``, ``fps`` (``None`` when unknown), ``size`` (``(height, width)`` or ``None``),
     ``num_frames`` (``None`` when unknown, e.g. streams and cameras; already capped by
-    ``max_frames``), ``skipped`` (``[(index, reason)]`` of frames that could not be read during the
-    last iteration). ``max_frames``: only frames with ``index < max_frames`` are produced.
+    ``max_frames``). ``max_frames``: only frames with ``index < max_frames`` are produced.
+
+    What the last iteration met (reset when an iteration starts), for a run summary:
+
+    * ``skipped``: ``[(index, reason)]`` of frames that could not be read (not delivered);
+    * ``corrupt``: ``[(index, reason)]`` of frames that were delivered but whose image may be wrong
+      (the decoder concealed errors in it, or it is predicted from a frame that was lost or damaged);
+    * ``delivered``: the number of frames produced;
+    * ``expected``: the declared length (``num_frames``), ``None`` when unknown;
+    * ``ended_early``: the warning text when the input ended before its declared length, else ``None``.
+
+    Each skipped / corrupt frame and an early end are also reported with :func:`warnings.warn`
+    (``RuntimeWarning``) naming the source and the frame index. An iteration that ends without
+    producing a single frame raises :class:`~masa.io.errors.InputError` saying why (``max_frames=0``
+    and a consumer that stops early are not errors).
     """
 
     def __init__(self, name: str, max_frames: int | None = None) -> None:
@@ -199,6 +217,9 @@ class FrameSource(ABC):
         self._name = name
         self.max_frames: int | None = max_frames
         self._skipped: list[tuple[int, str]] = []
+        self._corrupt: list[tuple[int, str]] = []
+        self.delivered = 0
+        self.ended_early: str | None = None
         self._closed = False
 
     # -- properties --------------------------------------------------------------------------
@@ -226,8 +247,17 @@ class FrameSource(ABC):
         return None
 
     @property
+    def expected(self) -> int | None:
+        """The declared number of frames (``num_frames``), ``None`` when the input does not declare one."""
+        return self.num_frames
+
+    @property
     def skipped(self) -> list[tuple[int, str]]:
         return self._skipped
+
+    @property
+    def corrupt(self) -> list[tuple[int, str]]:
+        return self._corrupt
 
     # -- iteration ---------------------------------------------------------------------------
 
@@ -235,22 +265,48 @@ class FrameSource(ABC):
         if self._closed:
             raise ValueError(f"{self.name}: source is closed")
         self._skipped = []
+        self._corrupt = []
+        self.delivered = 0
+        self.ended_early = None
         if self.max_frames == 0:
             return
         for frame in self._frames():
             if self.max_frames is not None and frame.index >= self.max_frames:
                 break
+            self.delivered += 1
             yield frame
             if self.max_frames is not None and frame.index + 1 >= self.max_frames:
                 break
+        if self.delivered == 0 and not self._closed:
+            raise InputError(f"{self.name}: no frame could be read: {self._no_frame_reason()}")
 
     @abstractmethod
     def _frames(self) -> Iterator[Frame]:
         """Yield frames in order; call :meth:`_skip` for frames that cannot be read."""
 
+    def _no_frame_reason(self) -> str:
+        """Why the last iteration produced no frame (for the :class:`InputError`)."""
+        if self._skipped:
+            first = self._skipped[0][1]
+            return f"all {len(self._skipped)} frames are unreadable (first: frame {self._skipped[0][0]}: {first})"
+        return "the input contains no frames"
+
+    def _in_range(self, index: int) -> bool:
+        return self.max_frames is None or index < self.max_frames
+
     def _skip(self, index: int, reason: str) -> None:
+        if not self._in_range(index):
+            return
         self._skipped.append((index, reason))
         warnings.warn(f"{self.name}: skipping frame {index}: {reason}", RuntimeWarning, stacklevel=4)
+
+    def _mark_corrupt(self, index: int, reason: str, *, warn: bool = True) -> None:
+        """Record that delivered frame ``index`` may show a wrong image (``warn``: also warn)."""
+        if not self._in_range(index):
+            return
+        self._corrupt.append((index, reason))
+        if warn:
+            warnings.warn(f"{self.name}: frame {index} may be damaged: {reason}", RuntimeWarning, stacklevel=4)
 
     # -- resources ---------------------------------------------------------------------------
 
@@ -410,14 +466,294 @@ class MotSequenceSource(_IndexedImageSource):
 
 def _first_line(exc: BaseException) -> str:
     """A short reason for an exception: the OS / FFmpeg error text without errno and call name."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return str(exc.strerror)
+    strerror = getattr(exc, "strerror", None)  # OSError and PyAV's FFmpegError
+    if isinstance(strerror, str) and strerror:
+        return strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# Give up on a video after this many decode errors in a row, or this many read errors without a
+# packet in between (the demuxer cannot resync, e.g. an MP4 whose index is at the end of a stream).
+_MAX_CONSECUTIVE_ERRORS = 50
+_MAX_READ_ERRORS = 10
+
+_PENDING, _DECODED, _LOST = 0, 1, 2
+
+
+class _Packet:
+    """Book-keeping for one demuxed video packet (= one frame) during an iteration."""
+
+    __slots__ = ("seq", "pts", "key", "ref", "error", "state", "index", "image", "concealed")
+
+    def __init__(self, seq: int, pts: int | None, key: bool, ref: bool, error: str | None = None) -> None:
+        self.seq = seq  # position in decode order
+        self.pts = pts
+        self.key = key  # a keyframe: decodes without earlier packets
+        self.ref = ref  # may be referenced by later packets (not known to be disposable)
+        self.error = error  # why it could not be decoded
+        self.state = _PENDING
+        self.index = -1
+        self.image: np.ndarray | None = None
+        self.concealed = False
+
+
+def _h264_disposable(data: bytes, length_size: int) -> bool:
+    """True when every slice of an AVCC (MP4-style) H.264 packet has ``nal_ref_idc == 0``.
+
+    Such a frame is referenced by no other frame, so losing it damages nothing else. Anything that
+    does not parse cleanly (e.g. the packet is corrupt) counts as a reference frame.
+    """
+    pos, slices = 0, 0
+    while pos < len(data):
+        if pos + length_size > len(data):
+            return False
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if size <= 0 or pos + size > len(data) or data[pos] & 0x80:
+            return False
+        if data[pos] & 0x1F in (1, 5):  # coded slice (non-IDR / IDR)
+            if data[pos] & 0x60:
+                return False
+            slices += 1
+        pos += size
+    return slices > 0
+
+
+class _Timeline:
+    """Gives each decoded frame its index in the input and finds the frames that were lost.
+
+    The rule (exact with B-frames, variable frame rate and decode errors): every packet the demuxer
+    delivers is one frame, and a frame's index is the number of packets with a smaller presentation
+    timestamp (``pts``), i.e. its position in display order among all the packets of the stream.
+    The container's timestamps survive damaged packet data, so a packet that cannot be decoded,
+    or that the decoder silently drops, still takes its place: it is reported as skipped at its own
+    index and later frames are not shifted. Packets the demuxer could not read at all (a read error)
+    are estimated from the gap in decode timestamps (``dts``) at the frame duration. Streams without
+    timestamps (some raw / AVI streams) fall back to counting: decoded frames and undecodable packets
+    each take the next index.
+
+    Decoded frames are held until every packet before them in decode order is resolved, so that a
+    frame predicted from a packet that was lost or concealed (``frame.is_corrupt``) earlier in the
+    same group of pictures (since the last keyframe) is reported in ``source.corrupt``.
+    """
+
+    _MAX_HELD = 64  # release frames anyway when a broken stream keeps them waiting
+
+    def __init__(self, source: FrameSource, stream: Any) -> None:
+        self.source = source
+        self.counting: bool | None = None  # decided by the first packet: no pts -> counting
+        self.seq = 0
+        self.packets = 0  # packets demuxed (excluding flush / discarded ones)
+        self.counted = 0  # indices assigned so far
+        self.pending: list[int] = []  # sorted pts of packets without an index yet
+        self.by_pts: dict[int, _Packet] = {}
+        self.unresolved: deque[_Packet] = deque()  # in decode order
+        self.held: deque[_Packet] = deque()  # decoded, in index order, not yet released
+        self.keys: list[int] = []  # seq of keyframe packets
+        self.bad: list[tuple[int, int, str]] = []  # (seq, index, what happened) of damaged reference frames
+        self.warned: set[int] = set()  # seq of bad frames whose consequences were warned about
+        self.discard: set[int] = set()
+        self.last_dts: int | None = None
+        self.last_duration = 0
+        self.min_offset: int | None = None  # smallest pts - dts seen
+        self.read_error: str | None = None
+        self.last_out_pts: int | None = None
+        ctx = stream.codec_context
+        extradata = bytes(ctx.extradata or b"") if ctx is not None else b""
+        avcc = ctx is not None and ctx.name == "h264" and len(extradata) > 4 and extradata[0] == 1
+        self.length_size = (extradata[4] & 3) + 1 if avcc else 0  # NAL length field of MP4-style H.264
+        rate = stream.average_rate or getattr(stream, "guessed_rate", None) or stream.base_rate
+        tb = stream.time_base
+        self.nominal = int(round(1 / (rate * tb))) if rate and tb and float(rate) > 0 else 0
+
+    # -- packets -------------------------------------------------------------------------------
+
+    def add(self, packet: Any) -> _Packet | None:
+        """Register a demuxed packet (``None`` for packets that are no frame of their own)."""
+        if packet.is_discard:  # decoded for reference only (edit list pre-roll), never shown
+            if packet.pts is not None:
+                self.discard.add(packet.pts)
+            return None
+        if self.counting is None:
+            self.counting = packet.pts is None
+        pts = None if self.counting else packet.pts
+        if self.read_error is not None:
+            self._fill_read_gap(packet, self.read_error)
+            self.read_error = None
+        ref = not packet.is_disposable
+        if ref and self.length_size:
+            ref = not _h264_disposable(bytes(packet), self.length_size)
+        record = self._new(pts, bool(packet.is_keyframe), ref)
+        if packet.dts is not None:
+            self.last_dts = packet.dts
+            self.last_duration = int(packet.duration or 0)
+            if packet.pts is not None:
+                offset = packet.pts - packet.dts
+                self.min_offset = offset if self.min_offset is None else min(self.min_offset, offset)
+        return record
+
+    def _new(self, pts: int | None, key: bool, ref: bool, error: str | None = None) -> _Packet:
+        record = _Packet(self.seq, pts, key, ref, error)
+        self.seq += 1
+        self.packets += 1
+        if key:
+            self.keys.append(record.seq)
+        self.unresolved.append(record)
+        if pts is not None:
+            if pts in self.by_pts:  # duplicate timestamp (broken stream): keep the older one rankable
+                record.pts = None
+            else:
+                insort(self.pending, pts)
+                self.by_pts[pts] = record
+        return record
+
+    def _fill_read_gap(self, packet: Any, reason: str) -> None:
+        """Packets lost in a read error: as many as fit in the ``dts`` gap at the frame duration."""
+        duration = self.last_duration or self.nominal
+        if self.counting or packet.dts is None or self.last_dts is None or duration <= 0:
+            return
+        lost = int(round((packet.dts - self.last_dts) / duration)) - 1
+        for k in range(1, min(max(lost, 0), 10_000) + 1):
+            pts = self.last_dts + k * duration + (self.min_offset or 0)
+            if pts not in self.by_pts:
+                self._new(pts, False, True, f"lost in a read error: {reason}")
+
+    def failed(self, record: _Packet | None, reason: str) -> None:
+        """The packet of ``record`` could not be decoded."""
+        if record is None:
+            return
+        record.error = f"cannot decode packet: {reason}"
+        if record.pts is None:  # counting: it takes the next index now
+            self._lose(record, self._next())
+
+    # -- frames --------------------------------------------------------------------------------
+
+    def _next(self) -> int:
+        index = self.counted
+        self.counted += 1
+        return index
+
+    def _lose(self, record: _Packet, index: int) -> None:
+        record.state, record.index = _LOST, index
+        self.source._skip(index, record.error or "the decoder returned no image for it (corrupt or missing data)")
+        if record.ref:
+            self.bad.append((record.seq, index, "was lost"))
+
+    def output(self, frame: Any) -> None:
+        """A frame came out of the decoder (in display order)."""
+        pts = frame.pts
+        record: _Packet | None = None
+        if pts is not None and pts in self.discard:
+            return
+        if pts is not None and not self.counting:
+            self.last_out_pts = pts if self.last_out_pts is None else max(pts, self.last_out_pts)
+            k = bisect_left(self.pending, pts)
+            for earlier in self.pending[:k]:  # shown before this frame but never decoded: lost
+                self._lose(self.by_pts.pop(earlier), self._next())
+            if k < len(self.pending) and self.pending[k] == pts:
+                record = self.by_pts.pop(pts)
+                k += 1
+            del self.pending[:k]
+        if record is None:  # no timestamp to match: the oldest packet without a frame
+            record = next((r for r in self.unresolved if r.state == _PENDING and r.pts is None), None)
+            if record is None:
+                record = _Packet(self.seq, None, False, True)
+        record.state, record.index = _DECODED, self._next()
+        record.image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+        record.concealed = bool(frame.is_corrupt)
+        if record.concealed and record.ref:
+            self.bad.append((record.seq, record.index, "is damaged"))
+        self.held.append(record)
+
+    def truncated(self, declared: int | None) -> None:
+        """The input ended after fewer packets than ``declared``: find the frames it cut out.
+
+        The packets that were not read come after the last one read in decode order, so their
+        timestamps are later than its ``dts``; frames shown after that point are checked against
+        the frame duration, and a gap holds a missing frame (so later frames keep their index).
+        """
+        duration = self.last_duration or self.nominal
+        if self.counting or declared is None or self.packets >= declared or self.last_dts is None or duration <= 0:
+            return
+        known = [p for p in self.pending if p <= self.last_dts]
+        anchor = max(known + ([self.last_out_pts] if self.last_out_pts is not None else []), default=None)
+        if anchor is None:
+            return
+        for pts in [p for p in self.pending if p > self.last_dts]:
+            missing = min(int(round((pts - anchor) / duration)) - 1, declared - self.packets)
+            for k in range(1, max(missing, 0) + 1):
+                gap = anchor + k * duration
+                if gap not in self.by_pts:
+                    self._new(gap, False, False, "missing: the input ends before this frame's data (truncated)")
+            anchor = pts
+
+    def finish(self) -> None:
+        """End of the stream: packets that never produced a frame are lost."""
+        for pts in self.pending:
+            self._lose(self.by_pts.pop(pts), self._next())
+        self.pending.clear()
+        for record in self.unresolved:
+            if record.state == _PENDING:
+                self._lose(record, self._next())
+
+    def release(self, final: bool = False) -> Iterator[Frame]:
+        """Frames whose predecessors in decode order are all resolved, in index order."""
+        while self.unresolved and self.unresolved[0].state != _PENDING:
+            self.unresolved.popleft()
+        while self.held:
+            record = self.held[0]
+            if not (final or len(self.held) > self._MAX_HELD or not self.unresolved or self.unresolved[0].seq > record.seq):
+                break
+            self.held.popleft()
+            self._check_damage(record)
+            index, image = record.index, record.image
+            record.image = None
+            yield Frame(index=index, image=image, name=f"frame {index}")  # type: ignore[arg-type]
+        self._prune()
+
+    def _check_damage(self, record: _Packet) -> None:
+        if record.concealed:
+            self.source._mark_corrupt(record.index, "the decoder concealed errors in its data (frame.is_corrupt)")
+            return
+        if record.key:
+            return
+        i = bisect_right(self.keys, record.seq) - 1
+        gop_start = self.keys[i] if i >= 0 else -1
+        causes = [b for b in self.bad if gop_start <= b[0] < record.seq]
+        if not causes:
+            return
+        seq, index, what = min(causes)
+        reason = f"it is predicted from frame {index}, which {what}"
+        warn = seq not in self.warned
+        self.warned.add(seq)
+        if warn:
+            reason_warned = f"{reason} (so may later frames up to the next keyframe; see source.corrupt)"
+            self.source._mark_corrupt(record.index, reason_warned)
+            self.source._corrupt[-1] = (record.index, reason)
+        else:
+            self.source._mark_corrupt(record.index, reason, warn=False)
+
+    def _prune(self) -> None:
+        lowest = min([q[0].seq for q in (self.held, self.unresolved) if q] + [self.seq])
+        i = bisect_right(self.keys, lowest) - 1
+        if i > 0:
+            del self.keys[:i]
+        if self.keys:
+            self.bad = [b for b in self.bad if b[0] >= self.keys[0]]
+        if len(self.discard) > 1000:
+            self.discard.clear()
+
+
 class _PyAVSource(FrameSource):
-    """Frame-by-frame decoding of the first video stream of a container opened with PyAV."""
+    """Frame-by-frame decoding of the first video stream of a container opened with PyAV.
+
+    Frame indices follow the stream's timestamps (see :class:`_Timeline`): a packet that cannot be
+    decoded keeps its index and is reported in ``skipped``; concealed frames and frames predicted
+    from lost ones are reported in ``corrupt``; a stream that ends before the length its container
+    declares warns ``"<name>: the stream ended after N of M frames (declared length)"`` (``N`` counts
+    the delivered and the skipped frames) and sets ``ended_early``.
+    """
 
     _what = "video"
 
@@ -427,7 +763,11 @@ class _PyAVSource(FrameSource):
         self._open_options = open_options
         self._container: Any = None
         self._stream: Any = None
+        self._info: tuple[float | None, tuple[int, int] | None, int | None] = (None, None, None)
         self._started = False
+        self._packets = 0
+        self._read_error: str | None = None
+        self._decode_error: str | None = None
         self._open()
 
     def _open(self) -> None:
@@ -448,31 +788,24 @@ class _PyAVSource(FrameSource):
             raise InputError(f"{self._target}: the video stream has no decodable frames (unknown codec or size)")
         self._container = container
         self._stream = stream
+        # Read once: the stream must not be touched after the container is closed (PyAV crashes).
+        fps = None
+        for rate in (stream.average_rate, getattr(stream, "guessed_rate", None), stream.base_rate):
+            if rate is not None and float(rate) > 0:
+                fps = float(rate)
+                break
+        ctx = stream.codec_context
+        size = (int(ctx.height), int(ctx.width)) if ctx.width and ctx.height else None
+        declared = int(stream.frames or 0) or len(getattr(stream, "index_entries", None) or ())
+        self._info = (fps, size, declared if declared > 0 else None)
 
     @property
     def fps(self) -> float | None:
-        stream = self._stream
-        if stream is None:
-            return None
-        for rate in (stream.average_rate, getattr(stream, "guessed_rate", None), stream.base_rate):
-            if rate is not None and float(rate) > 0:
-                return float(rate)
-        return None
+        return self._info[0]
 
     @property
     def size(self) -> tuple[int, int] | None:
-        if self._stream is None:
-            return None
-        ctx = self._stream.codec_context
-        return (int(ctx.height), int(ctx.width)) if ctx.width and ctx.height else None
-
-    def _bad_packet(self, index: int, errors: int, what: str, exc: Exception) -> bool:
-        """Skip frame ``index`` (a packet that failed to ``what``); True after too many errors in a row."""
-        self._skip(index, f"cannot {what} packet: {_first_line(exc)}")
-        if errors >= _MAX_CONSECUTIVE_ERRORS:
-            warnings.warn(f"{self.name}: giving up after {errors} consecutive {what} errors", RuntimeWarning, stacklevel=2)
-            return True
-        return False
+        return self._info[1]
 
     def _frames(self) -> Iterator[Frame]:
         import av
@@ -481,45 +814,99 @@ class _PyAVSource(FrameSource):
             self._container.close()
             self._open()
         self._started = True
+        self._read_error = self._decode_error = None
         container, stream = self._container, self._stream
-        index = 0
-        errors = 0
+        timeline = _Timeline(self, stream)
+        read_errors = decode_errors = 0
+        gave_up = False
         packets = container.demux(stream)
         while not self._closed:
-            if self.max_frames is not None and index >= self.max_frames:
+            if self.max_frames is not None and timeline.counted >= self.max_frames and not timeline.held:
                 return
             try:
                 packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.EOFError:
-                return
+            except (StopIteration, av.error.EOFError):
+                break
             except (av.error.FFmpegError, OSError) as exc:
                 # The demuxer lost the stream (corrupt data or a dropped connection): try to resync.
-                errors += 1
-                give_up = self._bad_packet(index, errors, "read", exc)
-                index += 1
-                if give_up:
-                    return
+                read_errors += 1
+                self._read_error = timeline.read_error = _first_line(exc)
+                if read_errors >= _MAX_READ_ERRORS:
+                    gave_up = True
+                    self._give_up(f"{read_errors} read errors in a row ({self._read_error})", timeline)
+                    break
                 packets = container.demux(stream)
                 continue
+            if packet.size == 0:  # the demuxer's final flush packet
+                continue
+            if read_errors:
+                warnings.warn(
+                    f"{self.name}: recovered after {read_errors} read error(s) after frame {timeline.counted - 1}: "
+                    f"{self._read_error}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            read_errors = 0
+            record = timeline.add(packet)
+            self._packets = timeline.packets
             try:
                 decoded = packet.decode()
             except av.error.EOFError:
-                return
+                break
             except (av.error.FFmpegError, ValueError) as exc:
-                errors += 1
-                # One video packet holds one frame: count it so later indices stay aligned.
-                give_up = self._bad_packet(index, errors, "decode", exc)
-                index += 1
-                if give_up:
-                    return
+                decode_errors += 1
+                self._decode_error = _first_line(exc)
+                timeline.failed(record, self._decode_error)
+                if decode_errors >= _MAX_CONSECUTIVE_ERRORS:
+                    gave_up = True
+                    self._give_up(f"{decode_errors} decode errors in a row ({self._decode_error})", timeline)
+                    break
+                yield from timeline.release()
                 continue
+            decode_errors = 0
             for frame in decoded:
-                errors = 0
-                image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-                yield Frame(index=index, image=image, name=f"frame {index}")
-                index += 1
+                timeline.output(frame)
+            yield from timeline.release()
+        if self._closed:
+            return
+        if not gave_up:
+            timeline.truncated(self._info[2])
+            try:
+                for frame in stream.codec_context.decode(None):  # flush the frames the decoder still holds
+                    timeline.output(frame)
+            except (av.error.FFmpegError, ValueError) as exc:
+                self._decode_error = _first_line(exc)
+        timeline.finish()
+        yield from timeline.release(final=True)
+        expected = self.num_frames
+        if expected is not None and timeline.counted < expected and self.delivered:
+            message = f"{self.name}: the stream ended after {timeline.counted} of {expected} frames (declared length)"
+            if self._skipped:
+                message += f"; {self.delivered} delivered, {len(self._skipped)} skipped"
+            self.ended_early = message
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def _give_up(self, what: str, timeline: _Timeline) -> None:
+        if self.delivered or timeline.held:
+            after = f" after frame {timeline.counted - 1}" if timeline.counted else ""
+            warnings.warn(f"{self.name}: giving up{after}: {what}", RuntimeWarning, stacklevel=4)
+
+    def _no_frame_reason(self) -> str:
+        if self._packets == 0 and self._read_error is not None:
+            fmt = getattr(getattr(self._container, "format", None), "name", "") or ""
+            if "mp4" in fmt and is_url(self._target) and not self._target.lower().startswith("file:"):
+                return (
+                    f"reading the stream fails ({self._read_error}): this MP4 probably has its index (the 'moov' "
+                    "atom) at the end of the file, which a server without range requests cannot deliver first; "
+                    "re-mux it with the index at the front (ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4) "
+                    "or serve it with range requests"
+                )
+            return f"reading the {self._what} fails: {self._read_error}"
+        if self._packets == 0:
+            return f"the {self._what} contains no frames"
+        if self._decode_error is not None:
+            return f"none of its {self._packets} packets could be decoded (last error: {self._decode_error})"
+        return f"the decoder returned no image for any of its {self._packets} packets"
 
     def close(self) -> None:
         super().close()
@@ -529,6 +916,7 @@ class _PyAVSource(FrameSource):
             except Exception:  # pragma: no cover - closing a broken container must not raise
                 pass
             self._container = None
+            self._stream = None
 
 
 class VideoFileSource(_PyAVSource):
@@ -538,7 +926,8 @@ class VideoFileSource(_PyAVSource):
     container, or ``None`` when the container does not store it. A missing file raises
     :class:`~masa.io.errors.InputNotFoundError`; a file that is not a video (or has a corrupt header)
     :class:`~masa.io.errors.InputError`. A packet that cannot be decoded mid-stream is skipped with a
-    warning and recorded in ``skipped`` (its index is counted, so later frames keep their index).
+    warning and recorded in ``skipped`` at its own index (later frames keep theirs); a file cut short
+    warns how far it got (``ended_early``).
     """
 
     _what = "video file"
@@ -555,8 +944,7 @@ class VideoFileSource(_PyAVSource):
         super().__init__(str(path), path.name, max_frames, {})
 
     def _total_frames(self) -> int | None:
-        frames = int(self._stream.frames) if self._stream is not None else 0
-        return frames if frames > 0 else None
+        return self._info[2]
 
 
 class StreamSource(_PyAVSource):

@@ -22,6 +22,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -74,22 +75,130 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
     return state
 
 
-def _unpickler_detail(message: str) -> tuple[bool, str]:
-    """``(refused_a_global, useful line)`` from torch's weights-only error message.
+_CONVERT_HINT = (
+    "to convert a trusted file, run in a trusted environment obj = torch.load(path, weights_only=False), then "
+    "torch.save(obj['state_dict'], 'weights.pth') or safetensors.torch.save_file(obj['state_dict'], 'weights.safetensors')"
+)
+# Globals of an ordinary torch.save file (skipped when naming what a plain pickle refers to).
+_TORCH_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "builtins.")
 
-    A pickle that names a Python callable/class (opcode GLOBAL: ``__main__.Foo``, ``posix.system``,
-    numpy reconstructors, ...) is refused on purpose; anything else is a file it cannot parse.
-    """
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    for line in lines:
-        if "GLOBAL" in line:
-            line = line.split("WeightsUnpickler error:")[-1].split(" was not an allowed global")[0]
-            return True, line.strip()[:200]
-    for index, line in enumerate(lines):
-        if "WeightsUnpickler error:" in line:
-            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
-            return False, (rest or (lines[index + 1] if index + 1 < len(lines) else ""))[:200]
-    return False, (lines[0][:200] if lines else "unreadable pickle")
+
+def _file_kind(path: Path) -> str:
+    """``"empty"``, ``"zip"`` (the format of ``torch.save``), ``"pickle"`` (protocol 2-5, the legacy
+    format and plain ``pickle.dump``), ``"safetensors"`` or ``"unknown"``, from the first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(10)
+    if not head:
+        return "empty"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    if len(head) == 10 and head[8:10] == b'{"':
+        return "safetensors"
+    return "unknown"
+
+
+def _pickle_global(path: Path, max_pickles: int = 8) -> str | None:
+    """The first non-torch global a plain pickle file references, found without unpickling
+    (:mod:`pickletools` only reads the opcodes); ``None`` when there is none or the file is unreadable."""
+    import pickletools
+
+    strings: list[str] = []  # string constants pushed so far (STACK_GLOBAL takes the last two)
+    memo: dict[int, str] = {}
+    with open(path, "rb") as handle:
+        for _ in range(max_pickles):  # the legacy torch.save format is several pickles in a row
+            try:
+                for opcode, arg, _pos in pickletools.genops(handle):
+                    name = opcode.name
+                    if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+                        strings.append(arg)
+                    elif name == "MEMOIZE" and strings:
+                        memo[len(memo)] = strings[-1]
+                    elif name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                        memo[int(arg)] = strings[-1]
+                    elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                        strings.append(memo[int(arg)])
+                    elif name in ("GLOBAL", "INST") or (name == "STACK_GLOBAL" and len(strings) >= 2):
+                        found = str(arg).replace(" ", ".") if name != "STACK_GLOBAL" else f"{strings[-2]}.{strings[-1]}"
+                        if not found.startswith(_TORCH_GLOBAL_PREFIXES):
+                            return found
+            except Exception:  # not a pickle (any more): stop looking
+                return None
+    return None
+
+
+def _unpickler_detail(message: str) -> tuple[str, str]:
+    """What torch's weights-only error message says, without its advice: ``("global", "__main__.Foo")``
+    for a refused global, ``("opcode", "FRAME (149)")`` for an opcode it does not support, else
+    ``("other", <first line of the reason>)``."""
+    import pickletools
+    import re
+
+    refused = re.search(r"\bGLOBAL ([\w.]+)", message)  # "GLOBAL a.B was not an allowed global", "GLOBAL posix.f whose module"
+    if refused:
+        return "global", refused.group(1)
+    opcode = re.search(r"Unsupported operand (\d+)", message)
+    if opcode:
+        code = int(opcode.group(1))
+        op = pickletools.code2op.get(chr(code)) if code < 256 else None
+        return "opcode", f"{op.name} ({code})" if op is not None else str(code)
+    reason = message.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in reason.splitlines() if line.strip() and "torch.load" not in line]
+    return "other", (lines[0] if lines else "unreadable pickle")[:200]
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    text = text.split(". ", 1)[0].rstrip(".")
+    return (text or type(error).__name__)[:200]
+
+
+def _zip_problem(path: Path) -> str:
+    """Why a zip file is not a readable ``torch.save`` archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return "truncated or corrupted PyTorch checkpoint (its zip archive is incomplete); copy or download the file again"
+    if not any(n.endswith("/data.pkl") for n in names):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return f"not a PyTorch checkpoint (a zip archive without <name>/data.pkl: {shown or 'empty'})"
+    return "corrupted PyTorch checkpoint"
+
+
+def _torch_load_error(path: Path, error: BaseException) -> CheckpointError:
+    """One line for a file ``torch.load(weights_only=True)`` could not read."""
+    kind = _file_kind(path)
+    if isinstance(error, pickle.UnpicklingError):
+        what, detail = _unpickler_detail(str(error))
+        if what == "opcode" and kind == "pickle":
+            name = _pickle_global(path)
+            if name is not None:
+                what, detail = "global", name
+        if what == "global":
+            return CheckpointError(
+                f"{path}: not a tensor-only checkpoint: refused for safety by torch.load(weights_only=True) because "
+                f"its pickle references {detail} (unpickling it could run arbitrary code); {_CONVERT_HINT}"
+            )
+        if what == "opcode" and kind == "pickle":
+            return CheckpointError(
+                f"{path}: not a tensor-only checkpoint: a pickle torch.load(weights_only=True) cannot read "
+                f"(pickle opcode {detail}; torch.save writes a zip archive); {_CONVERT_HINT}"
+            )
+        if what == "other" and kind in ("zip", "pickle"):
+            return CheckpointError(f"{path}: not a readable PyTorch checkpoint (the safe unpickler stopped: {detail})")
+    if isinstance(error, OSError) and not isinstance(error, zipfile.BadZipFile) and error.strerror:
+        return CheckpointError(f"{path}: cannot read the file ({error.strerror.lower()})")
+    if kind == "zip":
+        return CheckpointError(f"{path}: {_zip_problem(path)}")
+    if kind == "pickle":
+        return CheckpointError(f"{path}: truncated or corrupted PyTorch checkpoint ({_first_sentence(error)})")
+    if kind == "safetensors":
+        return CheckpointError(f"{path}: a safetensors file with the suffix {path.suffix!r}; rename it to .safetensors")
+    return CheckpointError(
+        f"{path}: not a PyTorch checkpoint (not a zip or pickle file); expected a file written by torch.save or a .safetensors file"
+    )
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
@@ -102,14 +211,21 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is not a checkpoint, holds no tensors, or is a pickle that
-            ``weights_only`` refused (it contains arbitrary Python objects; refused for safety).
+        CheckpointError: one line ``<file>: <what is wrong>``: an empty file, not a checkpoint (not
+            a zip or pickle file), a truncated one, no tensors, or a pickle that ``weights_only``
+            refused (it references Python objects beyond tensors: the message names the first and
+            how to convert a trusted file).
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint path is not a file: {path}")
+        raise CheckpointError(f"{path}: expected a checkpoint file, found a directory" if path.is_dir() else f"{path}: not a regular file")
+    try:
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: empty file (0 bytes); expected a PyTorch checkpoint or a .safetensors file")
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read the file ({(error.strerror or type(error).__name__).lower()})") from error
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -117,21 +233,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
         try:
             return dict(load_file(str(path), device="cpu"))
         except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"{path}: not a valid safetensors file ({error})") from error
+            raise CheckpointError(f"{path}: not a valid safetensors file ({_first_sentence(error)})") from error
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        refused, detail = _unpickler_detail(str(error))
-        if refused:
-            raise CheckpointError(
-                f"{path}: refused for safety: the pickle references Python objects other than tensors and "
-                f"plain containers, and unpickling them could execute arbitrary code, so "
-                f"torch.load(weights_only=True) refused it ({detail}). If you trust the file, re-save only "
-                f"its tensors (e.g. torch.save(obj['state_dict'], ...)) or convert it to .safetensors."
-            ) from error
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (the safe unpickler rejected it: {detail})") from error
-    except (EOFError, KeyError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as error:
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {error})") from error
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as error:
+        raise _torch_load_error(path, error) from error
     return _unwrap(obj, path)
 
 

@@ -14,7 +14,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "user_message"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_message(exc: BaseException) -> str:
+    """One line for a user error: an OS error raised by a library as ``<file>: <reason in words>``
+    (no ``[Errno N]``); every other error's own message (ours name file/flag and expectation)."""
+    if isinstance(exc, OSError) and exc.strerror and type(exc).__str__ is OSError.__str__:
+        reason = exc.strerror[0].lower() + exc.strerror[1:]
+        return f"{exc.filename}: {reason}" if exc.filename else reason
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``masa`` console script; returns the process exit code."""
     parser = build_parser()
@@ -50,11 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("masa: interrupted; outputs written so far were closed and kept", file=sys.stderr)
         return 130
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        print(f"masa {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except (ValueError, ImportError, OSError) as exc:
-        print(f"masa {args.command}: error: {exc}", file=sys.stderr)
+        print(f"masa {args.command}: error: {user_message(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unexpected failure: still one line unless debugging
         if os.environ.get("MASA_DEBUG"):

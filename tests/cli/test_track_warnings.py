@@ -98,3 +98,12 @@ def test_a_full_disk_names_the_file():
         sink._write(0, None)
     with pytest.raises(OutputError, match="cannot finish writing"):
         sink.close()
+
+
+def test_os_errors_read_as_words():
+    from masa.cli import user_message
+
+    assert user_message(FileExistsError(17, "File exists", "runs/x")) == "runs/x: file exists"
+    assert user_message(OSError(28, "No space left on device")) == "no space left on device"
+    assert user_message(OutputError("a.txt", "cannot write: disk full")) == "a.txt: cannot write: disk full"
+    assert user_message(ValueError("--device: expected auto")) == "--device: expected auto"

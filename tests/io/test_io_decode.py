@@ -301,3 +301,25 @@ def test_http_stream_needs_the_index_first(http_root):
     assert [f.index for f in frames] == list(range(71)) and not messages
     with pytest.raises(InputError, match=r"end\.mp4: no frame could be read: .*'moov' atom.*-movflags \+faststart"):
         _read(StreamSource(f"{url}/end.mp4", timeout=5))
+
+
+def test_masa_track_on_a_corrupted_clip_end_to_end(clips, tmp_path, capsys):
+    """The CLI: tracks keep the frame numbers of the images, the lost frame is named, a frameless file is an error."""
+    from masa.cli import main
+
+    broken = tmp_path / "broken.mp4"
+    lost = _corrupt(clips["bframes"], broken, 5)
+    det = tmp_path / "det.txt"
+    det.write_text("".join(f"{f},-1,60,4,30,40,0.9\n" for f in range(1, N + 1)))  # one box per frame
+    out = tmp_path / "out"
+    code = main(["track", str(broken), "--detections", str(det), "--out", str(out), "--no-video", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert f"warning: broken.mp4: skipping frame {lost}: cannot decode packet" in err
+    frames = np.loadtxt(out / "tracks.txt", delimiter=",", ndmin=2)[:, 0].astype(int).tolist()
+    assert frames == [f for f in range(1, N + 1) if f != lost + 1]  # 1-based, the lost frame absent
+    assert f"warning: 1 detection rows on 1 frames were never used: frames {lost + 1} (1-based) (line {lost + 1})" in err
+    empty = tmp_path / "index_only.mp4"
+    empty.write_bytes(clips["bframes"].read_bytes()[: _packets(clips["bframes"])[0][1]])
+    code = main(["track", str(empty), "--detections", str(det), "--out", str(tmp_path / "o2"), "--no-video", "--no-progress"])
+    assert code == 2 and "no frame could be read: the video file contains no frames" in capsys.readouterr().err

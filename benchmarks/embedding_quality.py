@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         for gap in GAPS:
             combined = IdentityStats().merge(results[model][n][gap] for n in names)
             cells = [f"{100 * results[model][n][gap].nn_accuracy:.1f} / {results[model][n][gap].separation:.2f}" for n in names]
-            lines.append(f"| {model} | {_kept_gap(gap, args.step) * args.step} | {100 * combined.nn_accuracy:.1f} | {combined.separation:.2f} | " + " | ".join(cells) + " |")
+            k = _kept_gap(gap, args.step) * args.step
+            head = f"| {model} | {k} | {100 * combined.nn_accuracy:.1f} | {combined.separation:.2f} | "
+            lines.append(head + " | ".join(cells) + " |")
     report = "\n".join(lines) + "\n"
     print(report)
     if args.docs:

@@ -20,6 +20,7 @@ __all__ = ["main", "build_parser", "user_message"]
 def build_parser() -> argparse.ArgumentParser:
     from masa import __version__
     from masa.cli.eval import add_eval_subparser
+    from masa.cli.segment import add_segment_subparser
     from masa.cli.track import add_track_subparser
 
     parser = argparse.ArgumentParser(
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     add_track_subparser(subparsers)
     add_eval_subparser(subparsers)
+    add_segment_subparser(subparsers)
     return parser
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from docs_section import write_section
 
 from masa.eval.embedding import IdentityStats, accumulate_identity_pair
 from masa.io import MotSequenceSource, read_mot_rows
@@ -116,14 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n".join(lines) + "\n"
     print(report)
     if args.docs:
-        path = REPO / "docs" / "benchmarks.md"
-        text = path.read_text()
-        block = f"{BEGIN}\n{report}{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text)
+        write_section(BEGIN, END, report)
     return 0
 
 

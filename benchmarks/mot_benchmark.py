@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from docs_section import write_section
 
 from masa.eval import evaluate_mot
 from masa.io import MotSequenceSource, read_mot_rows
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     if not args.no_docs:
-        write_docs(report)
+        write_section(BEGIN, END, report)
         plot(results, REPO / "docs" / "img")
     return 0
 
@@ -424,17 +425,6 @@ def render(results: dict, sequences: list[Sequence], args: argparse.Namespace, e
         lines.append(f"| {a} | {statistics.median(times):.0f} |")
     lines += ["", "![HOTA per tracker](img/mot_hota.png) ![update time](img/mot_update_ms.png)", ""]
     return "\n".join(lines)
-
-
-def write_docs(report: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{report}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 def plot(results: dict, folder: Path) -> None:

@@ -301,6 +301,16 @@ def iterate(args: argparse.Namespace) -> Iterator[Sequence]:
             yield load_sequence(folder)
 
 
+def _label_spec(text: str) -> tuple[str, str]:
+    """``LABEL=SPEC`` -> ``(LABEL, SPEC)``; a bare ``SPEC`` is its own label."""
+    label, sep, spec = text.partition("=")
+    return (label, spec) if sep else (text, text)
+
+
+def _first_sequence(args: argparse.Namespace) -> str:
+    return next(iter(iterate(args))).name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq-root", type=Path, nargs="+", default=[DEFAULT_ROOT], help="MOTChallenge folders")
@@ -310,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         "--appearance",
         nargs="+",
         default=["efficientnet_lite0", "efficientnet_lite2"],
-        help="appearance models for the MASA tracker (backbone names, or adapter checkpoint paths)",
+        help="appearance models for the MASA tracker: model names or checkpoint paths, optionally as LABEL=SPEC; "
+        "a SPEC with {seq} is a per-sequence model (e.g. adapted=runs/adapt/{seq}/model.safetensors)",
     )
     parser.add_argument("--quick", action="store_true", help="TUD-Campus only, EfficientNet-Lite0, no docs update")
     parser.add_argument("--threads", type=int, default=2)
@@ -322,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    predictors = {a: build_predictor(a, device="cpu") for a in args.appearance}
-    trackers = build_trackers(predictors)
+    specs = dict(_label_spec(a) for a in args.appearance)
+    shared = {label: build_predictor(spec, device="cpu") for label, spec in specs.items() if "{seq}" not in spec}
+    per_sequence = {label: spec for label, spec in specs.items() if "{seq}" in spec}
+    first = {label: build_predictor(spec.format(seq=_first_sequence(args)), device="cpu") for label, spec in per_sequence.items()}
+    trackers = build_trackers({label: (shared | first)[label] for label in specs})
     sequences = list(iterate(args))
     if not sequences:
         print(f"no MOTChallenge sequences found under {args.seq_root}", file=sys.stderr)
@@ -336,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     gts: dict[str, dict[str, np.ndarray]] = {p: {} for p in args.protocols}
     lengths: dict[str, dict[str, int]] = {p: {} for p in args.protocols}  # frames per (protocol, sequence)
     for seq in sequences:
+        predictors = {label: shared[label] if label in shared else build_predictor(spec.format(seq=seq.name), device="cpu")
+                      for label, spec in specs.items()}  # fmt: skip
         observations, embed_ms, pipeline_tracks = make_observations(seq, args.protocols, predictors)
         for a, times in embed_ms.items():
             results["embed_ms"].setdefault(a, []).extend(times)

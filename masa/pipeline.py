@@ -99,9 +99,10 @@ class RunStats:
 class PipelineConfig:
     """Everything ``masa track`` needs to know, as data.
 
-    model: a model name (``raw_efficientnet_lite0``, the default off-the-shelf features; ``lite``;
-        a backbone name such as ``efficientnet_lite2`` for its raw features) or a checkpoint file
-        (our ``.safetensors``, or the authors' ``.pth``).
+    model: a model name (``masa_lite0``, the default: the shipped self-supervised adapter;
+        ``raw_efficientnet_lite0``, the off-the-shelf features; ``lite``; a backbone name such as
+        ``efficientnet_lite2`` for its raw features) or a checkpoint file (our ``.safetensors``, or
+        the authors' ``.pth``).
     sam_checkpoint: original SAM checkpoint for SAM-based models whose file lacks the encoder.
     device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``. fp16: CUDA autocast.
     detections: a detections file (MOTChallenge ``det.txt`` or COCO-style JSON; 1-based frames);
@@ -113,7 +114,7 @@ class PipelineConfig:
         of the preset's ``memory_frames``, ``match_score_thresh``, ``init_score_thresh``.
     """
 
-    model: str = "raw_efficientnet_lite0"
+    model: str = "masa_lite0"
     sam_checkpoint: str | None = None
     device: str = "auto"
     fp16: bool = False

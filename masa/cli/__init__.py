@@ -1,4 +1,4 @@
-"""``masa`` command line: ``masa track | eval``.
+"""``masa`` command line: ``masa track | eval | segment | train``.
 
 Each subcommand module provides ``add_<cmd>_subparser(subparsers)`` (which sets ``func``) and
 ``run_<cmd>(args) -> int``. Arguments become configs right there; nothing below the CLI sees an
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from masa.cli.eval import add_eval_subparser
     from masa.cli.segment import add_segment_subparser
     from masa.cli.track import add_track_subparser
+    from masa.cli.train import add_train_subparser
 
     parser = argparse.ArgumentParser(
         prog="masa",
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_track_subparser(subparsers)
     add_eval_subparser(subparsers)
     add_segment_subparser(subparsers)
+    add_train_subparser(subparsers)
     return parser
 
 

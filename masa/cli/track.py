@@ -40,9 +40,9 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument(
         "--model",
-        type=Path,
-        help="MASA adapter checkpoint (our .safetensors, or an official MASA .pth) for the embeddings; "
-        "default: off-the-shelf features of --appearance",
+        help="appearance model: a checkpoint (our .safetensors from `masa train`, or an official MASA .pth) or a name: "
+        "masa_lite0 (default: the shipped self-supervised adapter on EfficientNet-Lite0), raw_efficientnet_lite0 "
+        "(off-the-shelf ImageNet features), efficientnet_lite2 (its raw features), ...",
     )
     parser.add_argument(
         "--sam-checkpoint",
@@ -52,9 +52,7 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--appearance",
-        default="efficientnet_lite0",
-        help="when --model is not given: a named model, e.g. a backbone whose raw RoI features embed the boxes "
-        "(efficientnet_lite0, the default; efficientnet_lite2) or an adapter architecture (random weights)",
+        help="masa 0.1 spelling of --model NAME (e.g. efficientnet_lite0 for its raw RoI features)",
     )
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--fp16", action="store_true", help="mixed precision on CUDA")
@@ -81,10 +79,11 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
 
 def _pipeline_config(args: argparse.Namespace, source) -> PipelineConfig:
     """The CLI's only job: arguments -> :class:`~masa.pipeline.PipelineConfig`."""
+    from masa.modeling.build import DEFAULT_MODEL
     from masa.pipeline import PipelineConfig
 
     detections = args.detections if args.detections is not None else getattr(source, "det_path", None)
-    model = str(args.model) if args.model is not None else args.appearance
+    model = args.model or args.appearance or DEFAULT_MODEL
     return PipelineConfig(
         model=model,
         sam_checkpoint=None if args.sam_checkpoint is None else str(args.sam_checkpoint),
@@ -102,12 +101,13 @@ def _pipeline_config(args: argparse.Namespace, source) -> PipelineConfig:
 
 def run_track(args: argparse.Namespace) -> int:
     from masa.io import open_source
+    from masa.modeling.config import config_names
     from masa.pipeline import build_pipeline, output_sinks
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected a positive number, got {args.max_frames}")
-    if args.model is not None and not Path(args.model).is_file():
-        raise FileNotFoundError(f"--model: checkpoint not found: {args.model}")
+    if args.model is not None and not Path(args.model).is_file() and args.model not in config_names():
+        raise FileNotFoundError(f"--model {args.model}: no such checkpoint file, and not a model name ({', '.join(config_names())})")
     source = open_source(args.source, max_frames=args.max_frames)
     with ExitStack() as stack:
         stack.enter_context(source)

@@ -342,6 +342,10 @@ class _IndexedImageSource(FrameSource):
     def _total_frames(self) -> int | None:
         return self._total
 
+    def index_paths(self) -> dict[int, Path]:
+        """``{0-based frame index: image path}`` of every frame file found (random access, e.g. for training)."""
+        return dict(self._files)
+
     @property
     def size(self) -> tuple[int, int] | None:
         """``(height, width)`` of the first readable image (decoded once, on first access)."""

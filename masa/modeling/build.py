@@ -25,6 +25,7 @@ from masa.modeling.det_head import RoIBoxHead, RPNHead
 from masa.modeling.fusion import DeformFusion, DyHead
 from masa.modeling.predictor import MasaPredictor
 from masa.modeling.pyramid import FPN, SimpleFPN
+from masa.modeling.residual_head import ResidualRoIHead
 from masa.modeling.track_head import TrackHead
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "build_predictor",
     "build_embedder",
     "resolve_device",
+    "shipped_weights",
+    "SHIPPED_WEIGHTS",
+    "DEFAULT_MODEL",
     "build_masa_raw",
     "build_masa_lite",
     "build_masa_r50",
@@ -122,8 +126,14 @@ def build_masa(config: MasaConfig, *, checkpoint: str | Path | None = None, **ba
             roi_size=config.raw_features.roi_size,
             scale=config.raw_features.scale,
         )
+    elif config.residual_head is not None:
+        rc = config.residual_head
+        head = ResidualRoIHead(
+            in_channels=backbone.out_channels, in_strides=backbone.strides, roi_size=rc.roi_size, grid=rc.grid,
+            hidden=rc.hidden, scale_init=rc.scale_init, sampling_ratio=rc.sampling_ratio,
+        )  # fmt: skip
     else:
-        assert config.adapter is not None  # MasaConfig guarantees one of the two
+        assert config.adapter is not None  # MasaConfig guarantees exactly one head
         head = build_adapter(config.adapter, in_channels=backbone.out_channels, in_strides=backbone.strides)
     return MasaModel(backbone, head)
 
@@ -187,21 +197,41 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     return device
 
 
+#: Named models whose trained weights ship inside the package (``masa/weights/``; model card: docs/model_card.md).
+SHIPPED_WEIGHTS = {"masa_lite0": "masa_lite0.safetensors"}
+#: The model ``masa track`` uses when none is named.
+DEFAULT_MODEL = "masa_lite0"
+
+
+def shipped_weights(name: str) -> Path:
+    """The packaged weights file of a :data:`SHIPPED_WEIGHTS` model."""
+    from importlib.resources import files
+
+    path = Path(str(files("masa") / "weights" / SHIPPED_WEIGHTS[name]))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the packaged weights of {name!r} are missing (reinstall masa)")
+    return path
+
+
 def build_predictor(
-    model: str | Path = "raw_efficientnet_lite0",
+    model: str | Path = DEFAULT_MODEL,
     *,
     device: str | torch.device = "cpu",
     fp16: bool = False,
     sam_checkpoint: str | Path | None = None,
 ) -> MasaPredictor:
-    """A :class:`MasaPredictor` for ``model``: a registry name (``raw_efficientnet_lite0``, ``lite``,
-    ..., or a backbone name for its raw baseline) or a checkpoint file (``.safetensors`` / ``.pth``).
+    """A :class:`MasaPredictor` for ``model``: a registry name (``masa_lite0``, the shipped trained
+    default; ``raw_efficientnet_lite0``, ``lite``, ..., or a backbone name for its raw baseline) or a
+    checkpoint file (``.safetensors`` / ``.pth``).
 
-    Named adapters without a checkpoint have random weights (useful for speed tests only).
+    ``masa_lite0`` loads its packaged weights; other named adapters without a checkpoint have
+    random weights (useful for speed tests only).
     """
     spec = str(model)
     path = Path(spec).expanduser()
-    if path.suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt") or path.is_file():
+    if spec in SHIPPED_WEIGHTS:
+        masa_model, config = load_masa(shipped_weights(spec))
+    elif path.suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt") or path.is_file():
         masa_model, config = load_masa(path, sam_checkpoint=sam_checkpoint)
     else:
         config = get_config(spec)

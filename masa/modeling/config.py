@@ -234,8 +234,34 @@ class RawFeaturesConfig:
 
 
 @dataclass(frozen=True)
+class ResidualHeadConfig:
+    """The CPU-friendly trained head: the raw RoI features plus a learned residual
+    (:class:`~masa.modeling.residual_head.ResidualRoIHead`).
+
+    roi_size: side of the RoI-Align grid. grid: side of the layout grid fed to the residual MLP
+    (0: none). hidden: width of the MLP (0: a learned per-channel weight instead). scale_init: initial embedding norm (then learned).
+    sampling_ratio: RoI-Align samples per bin side (0: adaptive).
+    """
+
+    roi_size: int = 7
+    grid: int = 3
+    hidden: int = 512
+    scale_init: float = 6.0
+    sampling_ratio: int = 2
+
+    def __post_init__(self) -> None:
+        _positive("ResidualHeadConfig", "roi_size", self.roi_size)
+        _positive("ResidualHeadConfig", "grid", self.grid, minimum=0)
+        _positive("ResidualHeadConfig", "hidden", self.hidden, minimum=0)
+        _positive("ResidualHeadConfig", "sampling_ratio", self.sampling_ratio, minimum=0)
+        if not self.scale_init > 0:
+            raise ValueError(f"ResidualHeadConfig.scale_init: expected a positive number, got {self.scale_init}")
+
+
+@dataclass(frozen=True)
 class MasaConfig:
-    """A whole model: backbone, preprocessing, and the adapter or the raw-RoI baseline (one of them).
+    """A whole model: backbone, preprocessing, and one head: the MASA adapter, the raw-RoI
+    baseline or the residual head.
 
     name: a label (the registry key for named configs); not used to build anything.
     """
@@ -244,11 +270,16 @@ class MasaConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     adapter: AdapterConfig | None = field(default_factory=AdapterConfig)
     raw_features: RawFeaturesConfig | None = None
+    residual_head: ResidualHeadConfig | None = None
     name: str = ""
 
     def __post_init__(self) -> None:
-        if (self.adapter is None) == (self.raw_features is None):
-            raise ValueError("MasaConfig: set exactly one of 'adapter' (MASA adapter) and 'raw_features' (off-the-shelf baseline)")
+        heads = [self.adapter, self.raw_features, self.residual_head]
+        if sum(h is not None for h in heads) != 1:
+            raise ValueError(
+                "MasaConfig: set exactly one of 'adapter' (MASA adapter), 'raw_features' (off-the-shelf baseline) "
+                "and 'residual_head' (trained residual on raw RoI features)"
+            )
 
     @property
     def has_detection_head(self) -> bool:
@@ -371,6 +402,14 @@ MASA_CONFIGS: dict[str, MasaConfig] = {
     "raw_efficientnet_lite2": _raw("raw_efficientnet_lite2", "efficientnet_lite2"),
     "raw_resnet50": _raw("raw_resnet50", "resnet50"),
     "raw_sam_vit_b": _raw("raw_sam_vit_b", "sam_vit_b"),
+    # The shipped default's architecture (trained weights: masa/weights/, docs/model_card.md).
+    "masa_lite0": MasaConfig(
+        name="masa_lite0",
+        backbone=BackboneConfig("efficientnet_lite0", _R4),
+        preprocess=_NATIVE_PRE,
+        adapter=None,
+        residual_head=ResidualHeadConfig(),
+    ),
     "lite": MasaConfig(
         name="lite",
         backbone=BackboneConfig("efficientnet_lite0", (8, 16, 32)),

@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-docs", action="store_true", help="print only; do not rewrite docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write raw results here")
+    parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     args = parser.parse_args(argv)
     if args.quick:
         args.sequences, args.appearance, args.no_docs = ["TUD-Campus"], ["efficientnet_lite0"], True
@@ -383,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(report)
     if not args.no_docs:
         write_section(BEGIN, END, report)
         plot(results, REPO / "docs" / "img")

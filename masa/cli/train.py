@@ -44,6 +44,9 @@ def add_train_subparser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--det-weight", type=float, default=1.0, help="weight of the detection losses (adapters with a detection head)")
     p.add_argument("--view-size", type=int, default=512, help="side of the square training views in px (the authors: 1024)")
     p.add_argument("--photometric", action="store_true", help="add the paper's App. E photometric set (blur, noise, fog, snow)")
+    p.add_argument("--no-mixup", action="store_true", help="leave out the MixUp step of the views (the authors use it)")
+    p.add_argument("--resize-range", type=float, nargs=2, default=[0.1, 2.0], metavar=("LOW", "HIGH"),
+                   help="large-scale-jitter range of the views (the authors: 0.1 2.0)")  # fmt: skip
     p.add_argument("--frame-step", type=int, default=5, help="with a video for --images: keep every n-th frame")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="data-loading processes (0: in the main process)")
@@ -111,6 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
         workers=args.workers, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, eval_every=args.eval_every, eval_sequences=tuple(args.eval_sequence),
         progress=not args.no_progress, detections=args.detections, tracklet_offset=args.tracklet_offset,
+        mixup=not args.no_mixup, resize_range=tuple(args.resize_range),
     )  # fmt: skip
     model = train(config, resume=args.resume)
     print(f"masa train: wrote {model} (use it with `masa track VIDEO --model {model}`)")

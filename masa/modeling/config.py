@@ -408,7 +408,7 @@ MASA_CONFIGS: dict[str, MasaConfig] = {
         backbone=BackboneConfig("efficientnet_lite0", _R4),
         preprocess=_NATIVE_PRE,
         adapter=None,
-        residual_head=ResidualHeadConfig(),
+        residual_head=ResidualHeadConfig(hidden=0),  # the learned metric (chosen by measurement: docs/training.md)
     ),
     "lite": MasaConfig(
         name="lite",

@@ -72,7 +72,8 @@ class TrainConfig:
     schedule), gamma, clip_grad.
     loss: ``unbiased`` (the authors' code) or ``paper``; negatives: ``image`` or ``batch``;
     track_weight, aux_weight, det_weight, temperature (``paper`` only).
-    view_size: side of the square views (the authors: 1024); photometric: the App. E set.
+    view_size: side of the square views (the authors: 1024); photometric: the App. E set;
+    mixup: the MixUp step (the authors: on); resize_range: large-scale-jitter range (the authors: 0.1-2.0).
     proposal_nms, max_proposals: thinning of the proposals per image.
     detections: a video's detections file (MOTChallenge ``det.txt`` or JSON): train on tracklets of
         the frames in ``images[0]`` instead of proposals (:mod:`masa.training.tracklets`);
@@ -102,6 +103,8 @@ class TrainConfig:
     temperature: float = 0.07
     view_size: int = 512
     photometric: bool = False
+    mixup: bool = True
+    resize_range: tuple[float, float] = (0.1, 2.0)
     proposal_nms: float = 0.5
     max_proposals: int = 100
     detections: str | None = None
@@ -140,8 +143,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         data["sampling"] = SamplingConfig(**data.get("sampling", {}))
-        for key in ("proposals", "images", "decay_steps", "eval_sequences"):
-            data[key] = tuple(data.get(key, ()))
+        for key in ("proposals", "images", "decay_steps", "eval_sequences", "resize_range"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -374,13 +378,13 @@ def _dataset(config: TrainConfig) -> tuple[torch.utils.data.Dataset, str]:
 
         tracklet_config = TrackletConfig(max_offset=config.tracklet_offset)
         tracklets = link_tracklets(load_detections(config.detections), tracklet_config)
-        view_config = ViewConfig(output_size=size, photometric=config.photometric, mixup=False)
+        view_config = ViewConfig(output_size=size, photometric=config.photometric, mixup=False, resize_ratio_range=config.resize_range)
         dataset = TrackletPairDataset(
             frame_paths(config.images), tracklets, view_config, seed=config.seed, max_offset=config.tracklet_offset
         )
         return dataset, f"{len(dataset)} key frames with tracklets ({len(tracklets.spans)} tracklets from {config.detections})"
     proposal_set = load_proposal_images(config.proposals, config.images, nms_iou=config.proposal_nms, max_per_image=config.max_proposals)
-    view_config = ViewConfig(output_size=size, photometric=config.photometric)
+    view_config = ViewConfig(output_size=size, photometric=config.photometric, mixup=config.mixup, resize_ratio_range=config.resize_range)
     dataset = ViewPairDataset(proposal_set.images, view_config, seed=config.seed)
     note = f"{len(dataset)} images with proposals ({proposal_set.without_proposals} without, {len(proposal_set.missing)} not found)"
     return dataset, note

@@ -98,6 +98,7 @@ def compare(other: Path, rounds: int, threads: int, repeats: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the paper-size ResNet-50 and SAM ViT-B rows")
+    parser.add_argument("--shipped-only", action="store_true", help="only the shipped default and the raw baseline")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare-with", type=Path, help="another masa checkout to time side by side")
@@ -116,8 +117,9 @@ def main() -> int:
     no_fusion = replace(lite, adapter=replace(lite.adapter, fusion=FusionConfig(kind="none")))
     narrow = replace(lite, adapter=replace(lite.adapter, pyramid=PyramidConfig(channels=64)))
     rows = [
+        ("shipped default `masa_lite0` (Lite0 RoI features + learned channel metric)", lambda: build_predictor("masa_lite0"), args.repeats),
         (
-            "baseline: EfficientNet-Lite0 RoI features (default, no adapter)",
+            "baseline: EfficientNet-Lite0 RoI features (no adapter)",
             lambda: build_predictor("raw_efficientnet_lite0"),
             args.repeats,
         ),
@@ -134,6 +136,8 @@ def main() -> int:
         ]
     print("| configuration | median ms/frame | best ms | frames/s (median) |")
     print("|---|---:|---:|---:|")
+    if args.shipped_only:
+        rows = rows[:2]
     for name, make, repeats in rows:
         predictor = make()
         median, best = timed(lambda p=predictor: p.embed(image, boxes), repeats)

@@ -106,7 +106,7 @@ class ResidualRoIHead(nn.Module):
                 sampling_ratio=self.sampling_ratio, aligned=True,
             )  # (K, C_l, r, r)  # fmt: skip
             means.append(F.normalize(pooled.mean(dim=(2, 3)), dim=1))  # (K, C_l)
-            if self.grid > 0:
+            if self.grid > 0 and self.hidden > 0:
                 cells = F.adaptive_avg_pool2d(pooled, self.grid).flatten(1)  # (K, C_l * g * g)
                 layouts.append(F.normalize(cells, dim=1))
         base = F.normalize(torch.cat(means, dim=1), dim=1)  # (K, D)

@@ -167,7 +167,7 @@ def test_run_writes_its_outputs(run_a, data):
     assert state["train_config"] == config.to_dict()
     assert state["model_config"]["name"] == "masa_lite0"
     init = build_masa(get_config("masa_lite0")).adapter.state_dict()
-    assert not torch.equal(state["adapter"]["fc2.weight"], init["fc2.weight"])  # zero-initialised, trained
+    assert not torch.equal(state["adapter"]["channel_log_weight"], init["channel_log_weight"])  # zero-initialised, trained
 
 
 def test_exported_model_loads_and_embeds(run_a, data):
@@ -388,7 +388,7 @@ def test_init_starts_from_the_given_model(run_a, data, tmp_path):
     for key, value in start["adapter"].items():
         assert torch.equal(value, adapted["adapter"][key]), key
     fresh = build_masa(get_config("masa_lite0")).adapter.state_dict()
-    assert not torch.equal(adapted["adapter"]["fc2.weight"], fresh["fc2.weight"])
+    assert not torch.equal(adapted["adapter"]["channel_log_weight"], fresh["channel_log_weight"])
 
 
 def test_init_with_a_missing_file_is_refused(data, tmp_path):

@@ -24,7 +24,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-__all__ = ["RawRoIFeatures"]
+__all__ = ["RawRoIFeatures", "pool_levels"]
+
+
+def pool_levels(features: Sequence[Tensor], rois: Tensor, strides: Sequence[int], roi_size: int, sampling_ratio: int = 0) -> list[Tensor]:
+    """RoI-Align ``rois [K, 5]`` (network-input px) on every level: ``[(K, C_l, roi_size, roi_size)]``."""
+    rois = rois.to(device=features[0].device, dtype=torch.float32)
+    return [
+        roi_align(f.float(), rois, output_size=roi_size, spatial_scale=1.0 / s, sampling_ratio=sampling_ratio, aligned=True)
+        for f, s in zip(features, strides)
+    ]
 
 
 class RawRoIFeatures(nn.Module):
@@ -66,11 +75,5 @@ class RawRoIFeatures(nn.Module):
         """Embeddings ``(K, D)`` of ``rois [K, 5]`` ``(batch_index, x1, y1, x2, y2)`` in network-input px."""
         if len(features) != len(self.in_strides):
             raise ValueError(f"RawRoIFeatures: expected {len(self.in_strides)} feature maps, got {len(features)}")
-        rois = rois.to(device=features[0].device, dtype=torch.float32)
-        vectors = []
-        for feature, stride in zip(features, self.in_strides):
-            pooled = roi_align(
-                feature.float(), rois, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=0, aligned=True
-            )  # (K, C_l, k, k)
-            vectors.append(F.normalize(pooled.mean(dim=(2, 3)), dim=1))  # (K, C_l)
+        vectors = [F.normalize(p.mean(dim=(2, 3)), dim=1) for p in pool_levels(features, rois, self.in_strides, self.roi_size)]
         return F.normalize(torch.cat(vectors, dim=1), dim=1) * self.scale  # (K, D)

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import roi_align
+
+from masa.modeling.baseline import pool_levels
 
 __all__ = ["ResidualRoIHead"]
 
@@ -98,13 +99,8 @@ class ResidualRoIHead(nn.Module):
             raise ValueError(f"ResidualRoIHead: expected {len(self.in_strides)} feature maps, got {len(features)}")
         if rois.ndim != 2 or rois.shape[1] != 5:
             raise ValueError(f"ResidualRoIHead.embed: expected rois [K, 5] (batch_index, x1, y1, x2, y2), got {list(rois.shape)}")
-        rois = rois.to(device=features[0].device, dtype=torch.float32)
         means, layouts = [], []
-        for feature, stride in zip(features, self.in_strides):
-            pooled = roi_align(
-                feature.float(), rois, output_size=self.roi_size, spatial_scale=1.0 / stride,
-                sampling_ratio=self.sampling_ratio, aligned=True,
-            )  # (K, C_l, r, r)  # fmt: skip
+        for pooled in pool_levels(features, rois, self.in_strides, self.roi_size, self.sampling_ratio):  # (K, C_l, r, r)
             means.append(F.normalize(pooled.mean(dim=(2, 3)), dim=1))  # (K, C_l)
             if self.grid > 0 and self.hidden > 0:
                 cells = F.adaptive_avg_pool2d(pooled, self.grid).flatten(1)  # (K, C_l * g * g)

@@ -4,8 +4,9 @@
     python benchmarks/mot_benchmark.py --seq-root DIR ...   # any MOTChallenge-layout folders
     python benchmarks/mot_benchmark.py --quick              # TUD-Campus only, no docs update
 
-Every tracker sees the same observations (boxes and scores; the MASA trackers also get the
-embeddings of their appearance model for the same boxes):
+Every tracker sees the same observations (boxes and scores; the MASA and fused trackers also get
+the embeddings of their appearance model for the same boxes; the trackers with camera-motion
+compensation also get the image of each observed frame):
 
 * protocol ``gt``: the ground-truth boxes with ids stripped and rows shuffled (association only);
 * protocol ``det``: the public detections exactly as ``masa track`` reads them: the pipeline of
@@ -15,13 +16,29 @@ embeddings of their appearance model for the same boxes):
   renumbered) so that each sequence runs at about 2-3 frames/s, the regime of TAO (1 fps), where
   motion cues fail and appearance must carry the association.
 
-Trackers: the MASA tracker (authors' plug-and-play configuration, untuned) with each appearance
-model; an IoU-greedy floor; SORT and ByteTrack from the PyPI package ``trackers`` (their default
-parameters, frame rate set to the sequence's; only confirmed ids are scored).
+Trackers:
 
-Reported per protocol: HOTA / AssA / IDF1 / MOTA / IDSW per sequence and combined, and the median
-per-frame ``update()`` time of each tracker (embedding time reported separately). Results are
-written between markers into docs/benchmarks.md, plots into docs/img/.
+* the MASA tracker (authors' plug-and-play configuration, untuned) with each appearance model;
+* the fused tracker (:class:`masa.tracking.FusedTracker`, default configuration, ``fps`` set to
+  the observations' frame rate) with each appearance model, plus one row with camera-motion
+  compensation (``cmc="sparse-flow"``) on the last appearance model; it is skipped, with a note,
+  when ``masa.tracking`` has no ``FusedTracker``;
+* an IoU-greedy floor;
+* every box tracker of the PyPI package ``trackers`` (2.6.1): SORT, ByteTrack, OC-SORT, BoT-SORT
+  (its default camera-motion compensation on: it gets each frame in BGR), BoT-SORT without CMC and
+  C-BIoU, each with the package defaults except ``frame_rate`` (the observations' frame rate);
+  only confirmed ids (``tracker_id >= 0``) are scored. McByte is left out: it needs segmentation
+  masks, which these observations do not have.
+
+Images are read (``MotSequenceSource`` paths, ``masa.io.read_image``, RGB) one per observed frame
+inside the tracking loop, only for trackers that use them, and outside the timed region.
+
+Reported per protocol: HOTA / AssA / IDF1 / MOTA / IDSW per sequence and combined; a "Targets"
+table (the default fused row ``Fused (masa_lite0)`` against the best ``trackers`` peer per metric);
+and the median per-frame time of each tracker's own ``update()`` call (camera-motion compensation
+included; input conversion and image reading excluded; one torch thread by default,
+``--tracker-threads``; embedding time reported separately). Results are written between
+markers into docs/benchmarks.md, plots into docs/img/.
 """
 
 from __future__ import annotations
@@ -35,13 +52,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from docs_section import write_section
 
 from masa.eval import evaluate_mot
-from masa.io import MotSequenceSource, read_mot_rows
+from masa.io import MotSequenceSource, read_image, read_mot_rows
 from masa.modeling.build import build_predictor
 from masa.modeling.predictor import MasaPredictor
 from masa.ops.boxes import box_iou, xywh_to_xyxy
@@ -55,6 +73,25 @@ BEGIN, END = "<!-- mot-benchmark:begin -->", "<!-- mot-benchmark:end -->"
 METRICS = ("HOTA", "AssA", "IDF1", "MOTA", "IDSW")
 #: the MASA tracker's configuration in every MASA row: ``masa track``'s defaults.
 MASA_TRACKER = PipelineConfig(tracker="plug-and-play")
+#: appearance models run by default (``--appearance``): the raw Lite0 baseline and the shipped default.
+DEFAULT_APPEARANCE = ["raw_efficientnet_lite0", "masa_lite0"]
+QUICK_APPEARANCE = ["masa_lite0"]
+#: the fused row the "Targets" table compares with the best ``trackers`` peer.
+TARGET_LABEL = "masa_lite0"
+TARGET_ROW = f"Fused ({TARGET_LABEL})"
+TARGET_METRICS = ("HOTA", "AssA", "IDF1")
+#: camera-motion compensation of the "Fused + CMC" row.
+FUSED_CMC = "sparse-flow"
+#: the box trackers of the PyPI package ``trackers``: (row label, class name, keyword arguments
+#: besides ``frame_rate``, whether ``update()`` gets the frame). Package defaults otherwise.
+PEERS: tuple[tuple[str, str, dict[str, Any], bool], ...] = (
+    ("SORT", "SORTTracker", {}, False),
+    ("ByteTrack", "ByteTrackTracker", {}, False),
+    ("OC-SORT", "OCSORTTracker", {}, False),
+    ("BoT-SORT", "BoTSORTTracker", {}, True),  # enable_cmc=True (sparseOptFlow, downscale 2): BGR frames
+    ("BoT-SORT (no CMC)", "BoTSORTTracker", {"enable_cmc": False}, False),
+    ("C-BIoU", "CBIoUTracker", {}, False),
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -82,6 +119,7 @@ class Observations:
     detections: list[Detections]  # observation frame i -> xyxy boxes + scores (+ embeddings per model)
     gt: np.ndarray  # ground truth renumbered to these frames (1-based)
     embeddings: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    folder: Path | None = None  # the sequence folder (images for the trackers that use frames)
 
 
 def load_sequence(folder: Path) -> Sequence:
@@ -148,9 +186,9 @@ def make_observations(
     out: dict[str, Observations] = {}
     frames = list(range(seq.num_frames))
     if "gt" in protocols:
-        out["gt"] = Observations(seq.name, "gt", seq.fps, frames, gt_dets, seq.gt, embeddings["gt"])
+        out["gt"] = Observations(seq.name, "gt", seq.fps, frames, gt_dets, seq.gt, embeddings["gt"], seq.folder)
     if "det" in protocols:
-        out["det"] = Observations(seq.name, "det", seq.fps, frames, det_dets, seq.gt, embeddings["det"])
+        out["det"] = Observations(seq.name, "det", seq.fps, frames, det_dets, seq.gt, embeddings["det"], seq.folder)
     if "lowfps" in protocols:
         k = lowfps_step(seq.fps)
         kept = list(range(0, seq.num_frames, k))  # 0-based original frames
@@ -158,7 +196,7 @@ def make_observations(
         rows = seq.gt[np.isin(seq.gt[:, 0], list(renumber))].copy()
         rows[:, 0] = [renumber[int(f)] for f in rows[:, 0]]
         lowfps = {n: [e[f] for f in kept] for n, e in embeddings["gt"].items()}
-        out["lowfps"] = Observations(seq.name, "lowfps", seq.fps / k, kept, [gt_dets[f] for f in kept], rows, lowfps)
+        out["lowfps"] = Observations(seq.name, "lowfps", seq.fps / k, kept, [gt_dets[f] for f in kept], rows, lowfps, seq.folder)
     return out, embed_ms, pipeline_tracks
 
 
@@ -166,11 +204,26 @@ class BenchTracker:
     name: str
     appearance: str | None = None  # embeddings it needs
 
+    @property
+    def frame_format(self) -> str | None:
+        """``"rgb"`` / ``"bgr"``: the tracker gets each observed frame's image in that order; ``None``: no images.
+        Asked after :meth:`reset`."""
+        return None
+
     def reset(self, fps: float) -> None: ...
 
-    def step(self, frame_index: int, dets: Detections, embeddings: torch.Tensor | None) -> np.ndarray:
-        """Track ids ``int[N]`` per detection row, ``-1`` for untracked rows."""
+    def step(
+        self, frame_index: int, dets: Detections, embeddings: torch.Tensor | None, image: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Track ids ``int[N]`` per detection row (``-1`` for untracked rows) and the seconds of the
+        tracker's own update (input conversion excluded)."""
         raise NotImplementedError
+
+
+def _ids_from_tracks(n: int, tracks: Tracks) -> np.ndarray:
+    ids = np.full(n, -1, dtype=np.int64)
+    ids[tracks.det_index.numpy()] = tracks.ids.numpy()
+    return ids
 
 
 class MasaBench(BenchTracker):
@@ -182,11 +235,45 @@ class MasaBench(BenchTracker):
     def reset(self, fps: float) -> None:
         self.tracker = build_tracker(MASA_TRACKER)  # the tracker `masa track` builds
 
-    def step(self, frame_index, dets, embeddings):
-        tracks = self.tracker.update(dets.replace(embeddings=embeddings * self.rescale), frame_index)
-        ids = np.full(len(dets), -1, dtype=np.int64)
-        ids[tracks.det_index.numpy()] = tracks.ids.numpy()
-        return ids
+    def step(self, frame_index, dets, embeddings, image=None):
+        inputs = dets.replace(embeddings=embeddings * self.rescale)
+        t0 = time.perf_counter()
+        tracks = self.tracker.update(inputs, frame_index)
+        seconds = time.perf_counter() - t0
+        return _ids_from_tracks(len(dets), tracks), seconds
+
+
+def fused_api() -> tuple[type, type] | None:
+    """``(FusedTracker, FusedTrackerConfig)``, or ``None`` (with a note) when ``masa.tracking`` lacks them."""
+    try:
+        from masa.tracking import FusedTracker, FusedTrackerConfig
+    except ImportError as exc:
+        print(f"note: the fused tracker is not available ({exc}); its rows are skipped", file=sys.stderr)
+        return None
+    return FusedTracker, FusedTrackerConfig
+
+
+class FusedBench(BenchTracker):
+    """The fused tracker (``FusedTracker(config, fps=...)``); it gets RGB frames when its CMC is on."""
+
+    def __init__(self, name: str, appearance: str, tracker_class: type, config: Any) -> None:
+        self.name, self.appearance, self.tracker_class, self.config = name, appearance, tracker_class, config
+
+    @property
+    def frame_format(self) -> str | None:
+        return "rgb" if self.tracker.needs_frames else None
+
+    def reset(self, fps: float) -> None:
+        self.tracker = self.tracker_class(self.config, fps=fps)
+
+    def step(self, frame_index, dets, embeddings, image=None):
+        inputs = dets.replace(embeddings=embeddings)
+        t0 = time.perf_counter()
+        if image is not None:
+            self.tracker.observe_frame(image, dets.boxes)  # camera motion (points on the boxes ignored): timed
+        tracks = self.tracker.update(inputs, frame_index)
+        seconds = time.perf_counter() - t0
+        return _ids_from_tracks(len(dets), tracks), seconds
 
 
 class IoUGreedyBench(BenchTracker):
@@ -202,7 +289,8 @@ class IoUGreedyBench(BenchTracker):
         self.prev_ids = np.zeros(0, dtype=np.int64)
         self.next_id = 0
 
-    def step(self, frame_index, dets, embeddings):
+    def step(self, frame_index, dets, embeddings, image=None):
+        t0 = time.perf_counter()
         ids = np.full(len(dets), -1, dtype=np.int64)
         iou = box_iou(dets.boxes, self.prev_boxes).numpy()
         taken = np.zeros(len(self.prev_ids), dtype=bool)
@@ -215,19 +303,27 @@ class IoUGreedyBench(BenchTracker):
                     continue
             ids[i], self.next_id = self.next_id, self.next_id + 1
         self.prev_boxes, self.prev_ids = dets.boxes, ids
-        return ids
+        return ids, time.perf_counter() - t0
 
 
 class RoboflowBench(BenchTracker):
-    """SORT / ByteTrack from the ``trackers`` package, default parameters, confirmed ids only."""
+    """A box tracker of the ``trackers`` package: ``factory(fps)`` builds it; confirmed ids only.
 
-    def __init__(self, name: str, factory: Callable[[float], object]) -> None:
-        self.name, self.factory = name, factory
+    ``uses_frames``: ``update(detections, frame=bgr)`` gets each frame (BoT-SORT with CMC); the
+    others are never given ``frame=`` (they warn that they ignore it).
+    """
+
+    def __init__(self, name: str, factory: Callable[[float], Any], uses_frames: bool = False) -> None:
+        self.name, self.factory, self.uses_frames = name, factory, uses_frames
+
+    @property
+    def frame_format(self) -> str | None:
+        return "bgr" if self.uses_frames else None
 
     def reset(self, fps: float) -> None:
         self.tracker = self.factory(fps)
 
-    def step(self, frame_index, dets, embeddings):
+    def step(self, frame_index, dets, embeddings, image=None):
         import supervision as sv
 
         sv_dets = sv.Detections(
@@ -236,12 +332,28 @@ class RoboflowBench(BenchTracker):
             class_id=np.zeros(len(dets), dtype=int),
             data={"row": np.arange(len(dets))},
         )
-        out = self.tracker.update(sv_dets)
+        t0 = time.perf_counter()
+        out = self.tracker.update(sv_dets, frame=image) if self.uses_frames else self.tracker.update(sv_dets)
+        seconds = time.perf_counter() - t0
         ids = np.full(len(dets), -1, dtype=np.int64)
         if len(out):
-            rows = out.data["row"]
-            ids[rows] = np.asarray(out.tracker_id, dtype=np.int64)
-        return ids
+            confirmed = np.asarray(out.tracker_id, dtype=np.int64) >= 0
+            ids[out.data["row"][confirmed]] = np.asarray(out.tracker_id, dtype=np.int64)[confirmed]
+        return ids, seconds
+
+
+def build_peers() -> list[RoboflowBench]:
+    """Every box tracker of the ``trackers`` package (McByte, which needs masks, excepted)."""
+    try:
+        import trackers as package
+    except ImportError:
+        print("note: the 'trackers' package is not installed; its trackers are skipped", file=sys.stderr)
+        return []
+    peers = []
+    for label, class_name, kwargs, uses_frames in PEERS:
+        cls = getattr(package, class_name)
+        peers.append(RoboflowBench(label, lambda fps, cls=cls, kwargs=kwargs: cls(frame_rate=fps, **kwargs), uses_frames))
+    return peers
 
 
 def build_trackers(predictors: dict[str, MasaPredictor]) -> list[BenchTracker]:
@@ -250,14 +362,14 @@ def build_trackers(predictors: dict[str, MasaPredictor]) -> list[BenchTracker]:
     if raw:  # the baseline's embedding scale was tuned on these sequences: show it untuned too
         a, scale = raw[0]
         trackers.append(MasaBench(f"MASA ({a}, untuned scale 1)", a, 1.0 / scale))
+    fused = fused_api()
+    if fused is not None and predictors:
+        tracker_class, config_class = fused
+        trackers += [FusedBench(f"Fused ({a})", a, tracker_class, config_class()) for a in predictors]
+        last = list(predictors)[-1]
+        trackers.append(FusedBench(f"Fused + CMC ({last})", last, tracker_class, replace(config_class(), cmc=FUSED_CMC)))
     trackers.append(IoUGreedyBench())
-    try:
-        from trackers import ByteTrackTracker, SORTTracker
-
-        trackers.append(RoboflowBench("SORT", lambda fps: SORTTracker(frame_rate=fps)))
-        trackers.append(RoboflowBench("ByteTrack", lambda fps: ByteTrackTracker(frame_rate=fps)))
-    except ImportError:
-        print("note: the 'trackers' package is not installed; SORT and ByteTrack are skipped", file=sys.stderr)
+    trackers += build_peers()
     return trackers
 
 
@@ -267,15 +379,30 @@ def build_trackers(predictors: dict[str, MasaPredictor]) -> list[BenchTracker]:
 
 def run_tracker(tracker: BenchTracker, obs: Observations) -> tuple[np.ndarray, list[float], list[np.ndarray]]:
     """Track one sequence; returns MOT rows (1-based frames and ids), per-frame update() seconds
-    and the per-frame ids of every observation row (``-1``: untracked)."""
+    and the per-frame ids of every observation row (``-1``: untracked).
+
+    A tracker with a ``frame_format`` gets the image of each observed frame, read here one at a
+    time (the sequence's own image files, ``masa.io.read_image``: RGB) outside the timed region.
+    """
     tracker.reset(obs.fps)
     rows, times, all_ids = [], [], []
     embeds = obs.embeddings.get(tracker.appearance) if tracker.appearance else None
+    image_format = tracker.frame_format
+    paths: dict[int, Path] | None = None
+    if image_format is not None:
+        if obs.folder is None:
+            raise ValueError(f"{tracker.name} needs frames, but the {obs.sequence} observations have no folder")
+        with MotSequenceSource(obs.folder) as source:
+            paths = source.index_paths()  # 0-based sequence frame -> image file
     for index, dets in enumerate(obs.detections):
         emb = embeds[index] if embeds is not None else None
-        t0 = time.perf_counter()
-        ids = tracker.step(index, dets, emb)
-        times.append(time.perf_counter() - t0)
+        image = None
+        if paths is not None and obs.frames[index] in paths:  # a missing image: the tracker goes without
+            image = read_image(paths[obs.frames[index]])  # uint8 [H, W, 3] RGB
+            if image_format == "bgr":
+                image = np.ascontiguousarray(image[:, :, ::-1])
+        ids, seconds = tracker.step(index, dets, emb, image)
+        times.append(seconds)
         all_ids.append(ids)
         xywh = dets.xywh.numpy()
         for r in np.flatnonzero(ids >= 0):
@@ -319,18 +446,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--appearance",
         nargs="+",
-        default=["efficientnet_lite0", "efficientnet_lite2"],
-        help="appearance models for the MASA tracker: model names or checkpoint paths, optionally as LABEL=SPEC; "
-        "a SPEC with {seq} is a per-sequence model (e.g. adapted=runs/adapt/{seq}/model.safetensors)",
+        help="appearance models for the MASA and fused trackers: model names or checkpoint paths, optionally as LABEL=SPEC; "
+        "a SPEC with {seq} is a per-sequence model (e.g. adapted=runs/adapt/{seq}/model.safetensors); "
+        f"the last one also drives the 'Fused + CMC' row (default: {' '.join(DEFAULT_APPEARANCE)})",
     )
-    parser.add_argument("--quick", action="store_true", help="TUD-Campus only, EfficientNet-Lite0, no docs update")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"TUD-Campus only, no docs update; appearance {' '.join(QUICK_APPEARANCE)} only unless --appearance is given "
+        "(one backbone pass per frame instead of two; keeps the Targets row)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for the appearance models")
+    parser.add_argument(
+        "--tracker-threads",
+        type=int,
+        default=1,
+        help="torch threads while the trackers run (default 1, as benchmarks/tracker_speed.py: their tensors are "
+        "tiny, and a second thread on a core shared with another job makes each update many times slower)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="print only; do not rewrite docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write raw results here")
     parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sequences, args.appearance, args.no_docs = ["TUD-Campus"], ["efficientnet_lite0"], True
+        args.sequences, args.no_docs = ["TUD-Campus"], True
+    if args.appearance is None:
+        args.appearance = QUICK_APPEARANCE if args.quick else DEFAULT_APPEARANCE
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
@@ -346,7 +487,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if "lowfps" in args.protocols and "gt" not in args.protocols:
         args.protocols = ["gt", *args.protocols]  # lowfps reuses the gt protocol's boxes
-    results: dict = {"protocols": {}, "embed_ms": {}, "update_ms": {}}
+    results: dict = {
+        "protocols": {},
+        "embed_ms": {},
+        "update_ms": {},
+        "peers": [t.name for t in trackers if isinstance(t, RoboflowBench)],
+        "frames_given": [t.name for t in trackers if isinstance(t, RoboflowBench) and t.uses_frames]
+        + [t.name for t in trackers if isinstance(t, FusedBench) and t.config.cmc != "off"],
+    }
     preds: dict[str, dict[str, dict[str, np.ndarray]]] = {p: {t.name: {} for t in trackers} for p in args.protocols}
     gts: dict[str, dict[str, np.ndarray]] = {p: {} for p in args.protocols}
     lengths: dict[str, dict[str, int]] = {p: {} for p in args.protocols}  # frames per (protocol, sequence)
@@ -356,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         observations, embed_ms, pipeline_tracks = make_observations(seq, args.protocols, predictors)
         for a, times in embed_ms.items():
             results["embed_ms"].setdefault(a, []).extend(times)
+        torch.set_num_threads(args.tracker_threads)
         for protocol, obs in observations.items():
             gts[protocol][seq.name] = obs.gt
             lengths[protocol][seq.name] = len(obs.frames)
@@ -365,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                     check_replay(f"{seq.name} {tracker.name}", ids, pipeline_tracks[tracker.appearance])
                 preds[protocol][tracker.name][seq.name] = rows
                 results["update_ms"].setdefault(tracker.name, []).extend(times)
+        torch.set_num_threads(args.threads)
         print(f"[{time.perf_counter() - started:6.0f}s] {seq.name} ({seq.num_frames} frames)", file=sys.stderr)
     for protocol in args.protocols:
         table = {}
@@ -401,27 +551,85 @@ def _fmt(metric: str, value: float) -> str:
     return f"{int(value)}" if metric == "IDSW" else f"{100 * value:.1f}"
 
 
+def render_targets(results: dict) -> list[str]:
+    """Per protocol and metric: the best ``trackers`` peer (COMBINED) against ``TARGET_ROW``."""
+    peers = results.get("peers", [])
+    lines = [
+        "### Targets",
+        "",
+        f"`{TARGET_ROW}` against the best tracker of the `trackers` package ({', '.join(peers) or 'none run'}) on each "
+        "metric, COMBINED over the sequences; margin = fused minus best peer, in points; met when the margin is >= 0.",
+        "",
+    ]
+    protocols = results["protocols"]
+    if not any(TARGET_ROW in table for table in protocols.values()):
+        ran_fused = any(name.startswith("Fused") for table in protocols.values() for name in table)
+        reason = f"no appearance model is labelled `{TARGET_LABEL}`" if ran_fused else "the fused tracker was not available"
+        return [*lines, f"Not evaluated: {reason}.", ""]
+    if not peers:
+        return [*lines, "Not evaluated: the `trackers` package is not installed.", ""]
+    lines += ["| protocol | metric | best peer | peer | fused | margin | target |", "|---|---|---|---:|---:|---:|---|"]
+    for protocol, table in protocols.items():
+        if TARGET_ROW not in table:
+            continue
+        for metric in TARGET_METRICS:
+            best = max((p for p in peers if p in table), key=lambda p: table[p]["COMBINED"][metric])
+            # Rounded as shown, so that the margin is the difference of the two printed figures.
+            peer, fused = round(100 * table[best]["COMBINED"][metric], 1), round(100 * table[TARGET_ROW]["COMBINED"][metric], 1)
+            margin = round(fused - peer, 1)
+            lines.append(
+                f"| `{protocol}` | {metric} | {best} | {peer:.1f} | {fused:.1f} | {margin:+.1f} | {'met' if margin >= 0 else 'missed'} |"
+            )
+    lines.append("")
+    return lines
+
+
 def render(results: dict, sequences: list[Sequence], args: argparse.Namespace, elapsed: float) -> str:
     import masa
 
+    frames_given = results.get("frames_given", [])
     lines = [
         "## Tracking quality and speed on MOTChallenge (`benchmarks/mot_benchmark.py`)",
         "",
         f"Command: `python benchmarks/mot_benchmark.py {' '.join(sys.argv[1:])}`".rstrip() + f" ({elapsed / 60:.1f} min).",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, "
+        f"Machine: {platform.machine()}, {args.threads} threads (appearance models), {args.tracker_threads} (trackers), "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"torch {torch.__version__}, masa {masa.__version__}.",
         "",
+        *render_targets(results),
         "All trackers get the same boxes and scores in one run. MASA uses the authors' plug-and-play tracker "
         "configuration, untuned (init 0.1, obj 0.01, match 0.5, memory 10 frames, momentum 0.8, "
-        "centre-distance gate 100 px at 30 fps). SORT/ByteTrack: `trackers` defaults, confirmed ids only. "
-        "**Tuned:** the off-the-shelf baseline's embedding scale (6, a softmax temperature) was chosen on "
-        "TUD-Campus and PETS09-S2L1 frames; the row `untuned scale 1` shows the same features as unit vectors.",
+        "centre-distance gate 100 px at 30 fps). Fused: `FusedTracker(FusedTrackerConfig(), fps=<frame rate>)` "
+        "with the named model's embeddings; `Fused + CMC` is the same with "
+        f'`cmc="{FUSED_CMC}"` (on the last appearance model). '
+        "Peers: every box tracker of the `trackers` package "
+        f"({', '.join(results.get('peers', [])) or 'not installed'}) with the package defaults except `frame_rate` "
+        "(the observations' frame rate; their 30-frame lost-track buffer scales with it): SORT activation 0.25, "
+        "3 frames to confirm, IoU 0.3; ByteTrack activation 0.7, high score 0.6, 2 frames, IoU 0.1; OC-SORT high score 0.6, "
+        "3 frames, IoU 0.3, direction weight 0.2, delta_t 3; BoT-SORT activation 0.7, high score 0.6, 2 frames, "
+        "camera-motion compensation on (sparse optical flow, downscale 2); `BoT-SORT (no CMC)` the same with "
+        "`enable_cmc=False`; C-BIoU (BoT-SORT association with buffered IoU 0.3 / 0.5, no CMC). "
+        "Only confirmed ids (`tracker_id >= 0`) are scored. McByte is not run: it needs segmentation masks. "
+        + (
+            f"Trackers given each observed frame's image ({', '.join(frames_given)}): BoT-SORT in BGR through "
+            "`update(detections, frame=...)`, the fused tracker in RGB through `observe_frame(image, boxes)` (the frame's "
+            "boxes, whose points it ignores) before its `update()`; "
+            "the images are read outside the timed region, the motion estimation is timed as part of the update. "
+            if frames_given
+            else ""
+        )
+        + (
+            "**Tuned:** the off-the-shelf baseline's embedding scale (6, a softmax temperature) was chosen on "
+            "TUD-Campus and PETS09-S2L1 frames; the row `untuned scale 1` shows the same features as unit vectors."
+            if any("untuned scale 1" in name for table in results["protocols"].values() for name in table)
+            else ""
+        ),
         "Protocols: `gt` = ground-truth boxes, ids stripped, rows shuffled; `det` = public detections as "
         "`masa track` reads them (its pipeline runs on each sequence: scores min-max mapped to [0, 1], boxes "
         "clipped to the frame; the MASA rows are checked to equal its tracks); `lowfps` = `gt` boxes keeping every k-th frame "
         + ", ".join(f"{s.name} k={lowfps_step(s.fps)}" for s in sequences)
-        + " (about 2-3 frames/s). Figures in %, IDSW as a count.",
+        + " (about 2-3 frames/s; the trackers' frame rate is divided by k and CMC trackers get the kept frames). "
+        "Figures in %, IDSW as a count.",
         "",
     ]
     for protocol, table in results["protocols"].items():
@@ -437,7 +645,15 @@ def render(results: dict, sequences: list[Sequence], args: argparse.Namespace, e
             cells = [f"{_fmt('HOTA', per_seq[n]['HOTA'])} / {_fmt('IDF1', per_seq[n]['IDF1'])}" for n in seqs]
             lines.append(f"| {tracker} | " + " | ".join(combined + cells) + " |")
         lines.append("")
-    lines += ["### Per-frame time (median over all frames of all protocols)", "", "| tracker | update() ms/frame |", "|---|---|"]
+    lines += [
+        "### Per-frame time (median over all frames of all protocols)",
+        "",
+        "The tracker's own update call (the fused tracker's `observe_frame()` and BoT-SORT's motion estimation "
+        "included; input conversion and image reading excluded).",
+        "",
+        "| tracker | update() ms/frame |",
+        "|---|---|",
+    ]
     for tracker, times in results["update_ms"].items():
         lines.append(f"| {tracker} | {1000 * statistics.median(times):.2f} |")
     lines += ["", "| appearance model | embedding ms/frame (median over all frames; boxes of all protocols in one pass) |", "|---|---|"]
@@ -461,8 +677,9 @@ def plot(results: dict, folder: Path) -> None:
         trackers = list(table)
         seqs = list(next(iter(table.values())))
         width = 0.8 / len(trackers)
+        colors = plt.get_cmap("tab10" if len(trackers) <= 10 else "tab20")
         for i, t in enumerate(trackers):
-            ax.bar(np.arange(len(seqs)) + i * width, [100 * table[t][s]["HOTA"] for s in seqs], width, label=t)
+            ax.bar(np.arange(len(seqs)) + i * width, [100 * table[t][s]["HOTA"] for s in seqs], width, label=t, color=colors(i % 20))
         ax.set_xticks(np.arange(len(seqs)) + 0.4 - width / 2, seqs, rotation=20, fontsize=8)
         ax.set_title(f"HOTA, protocol {protocol}")
         ax.set_ylim(0, 100)
@@ -472,8 +689,8 @@ def plot(results: dict, folder: Path) -> None:
     )
     fig.savefig(folder / "mot_hota.png", dpi=90)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
     names = list(results["update_ms"])
+    fig, ax = plt.subplots(figsize=(7, max(3.5, 0.3 * len(names) + 1)))
     ax.barh(names, [1000 * statistics.median(results["update_ms"][n]) for n in names])
     ax.set_xlabel("median update() ms per frame")
     fig.tight_layout()

@@ -37,6 +37,8 @@ __all__ = [
     "Tracker",
     "build_pipeline",
     "build_tracker",
+    "describe_tracker",
+    "ASSUMED_FPS",
     "load_detections",
     "normalize_scores",
     "given_detections",
@@ -44,16 +46,32 @@ __all__ = [
     "output_sinks",
 ]
 
-#: ``--tracker`` presets: the authors' demo config (default), their TAO config, their BDD tracker.
-TRACKER_PRESETS = ("plug-and-play", "tao", "bdd")
+#: ``--tracker`` choices: the fused appearance + motion tracker (default), and the authors' trackers:
+#: their demo config, their TAO config, their BDD tracker.
+TRACKER_PRESETS = ("fused", "plug-and-play", "tao", "bdd")
+#: frame rate the fused tracker assumes when the source has none (an image folder without seqinfo.ini).
+ASSUMED_FPS = 30.0
 
 
 class Tracker(Protocol):
-    """What the pipeline needs from a tracker (``MasaTaoTracker``, ``MasaBDDTracker``)."""
+    """What the pipeline needs from a tracker (``FusedTracker``, ``MasaTaoTracker``, ``MasaBDDTracker``).
+
+    A tracker whose ``needs_frames`` attribute is true (the fused one with camera-motion
+    compensation) also gets ``observe_frame(image, boxes)`` before each ``update``.
+    """
 
     def update(self, detections: Detections, frame_index: int) -> Tracks: ...
 
     def reset(self) -> None: ...
+
+
+def describe_tracker(tracker: Tracker) -> str:
+    """One line naming the tracker and its settings, for the user."""
+    describe = getattr(tracker, "describe", None)
+    if describe is not None:
+        return describe()
+    config = getattr(tracker, "config", None)
+    return f"{type(tracker).__name__}({config})" if config is not None else type(tracker).__name__
 
 
 DetectionSource = Callable[[Frame], Detections]
@@ -110,8 +128,15 @@ class PipelineConfig:
     score_norm: ``auto`` maps scores to [0, 1] only when some lie outside (MOTChallenge ACF
         scores), ``minmax`` always, ``none`` never.
     min_score: drop detections scoring below this (after normalisation) before embedding.
-    tracker: a :data:`TRACKER_PRESETS` name. memory_frames, match_thresh, init_thresh: overrides
-        of the preset's ``memory_frames``, ``match_score_thresh``, ``init_score_thresh``.
+    tracker: a :data:`TRACKER_PRESETS` name: ``fused`` (default, :class:`~masa.tracking.FusedTracker`)
+        or one of the authors' trackers. match_thresh, init_thresh: overrides of the tracker's match
+        threshold and of the score that starts a track (fused: ``match_thresh`` /
+        ``new_track_thresh``; authors': ``match_score_thresh`` / ``init_score_thresh``).
+        memory_frames: the authors' trackers only (``memory_frames``); the fused tracker keeps
+        lost tracks by time: ``reid_seconds``, ``lost_seconds``.
+    fps: frame rate for the fused tracker's times, overriding the source's (``None``: the
+        source's, else :data:`ASSUMED_FPS`). cmc: the fused tracker's camera-motion compensation
+        (``off``, ``sparse-flow``, ``ecc``). class_aware: fused tracker, match equal labels only.
     """
 
     model: str = "masa_lite0"
@@ -121,22 +146,57 @@ class PipelineConfig:
     detections: str | None = None
     score_norm: str = "auto"
     min_score: float | None = None
-    tracker: str = "plug-and-play"
+    tracker: str = "fused"
     memory_frames: int | None = None
     match_thresh: float | None = None
     init_thresh: float | None = None
+    reid_seconds: float | None = None
+    lost_seconds: float | None = None
+    fps: float | None = None
+    cmc: str = "off"
+    class_aware: bool = False
 
     def __post_init__(self) -> None:
         if self.tracker not in TRACKER_PRESETS:
             raise ValueError(f"--tracker: expected one of {TRACKER_PRESETS}, got {self.tracker!r}")
         if self.score_norm not in ("auto", "none", "minmax"):
             raise ValueError(f"--score-norm: expected auto, none or minmax, got {self.score_norm!r}")
+        fused_only = {"reid_seconds": "--reid-seconds", "lost_seconds": "--lost-seconds"}
+        if self.tracker != "fused":
+            given = [flag for name, flag in fused_only.items() if getattr(self, name) is not None]
+            given += ["--cmc"] if self.cmc != "off" else []
+            given += ["--class-aware"] if self.class_aware else []
+            if given:
+                raise ValueError(f"{', '.join(given)}: only the fused tracker has this setting (--tracker fused), not {self.tracker}")
+        elif self.memory_frames is not None:
+            raise ValueError(
+                "--memory-frames: the fused tracker keeps lost tracks by time, not frames: "
+                "use --reid-seconds (re-identification memory) or --lost-seconds (motion memory)"
+            )
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"--fps: expected a frame rate > 0, got {self.fps}")
 
 
-def build_tracker(config: PipelineConfig) -> Tracker:
-    """The tracker preset of ``config`` with its overrides applied (a fresh instance, ids from 0)."""
-    from masa.tracking import BddTrackerConfig, MasaBDDTracker, MasaTaoTracker, TaoTrackerConfig
+def build_tracker(config: PipelineConfig, *, fps: float | None = None) -> Tracker:
+    """The tracker of ``config`` with its overrides applied (a fresh instance, ids from 0).
 
+    ``fps`` is the source's frame rate (the fused tracker's clock); ``config.fps`` overrides it,
+    and without either :data:`ASSUMED_FPS` is used.
+    """
+    from masa.tracking import BddTrackerConfig, FusedTracker, FusedTrackerConfig, MasaBDDTracker, MasaTaoTracker, TaoTrackerConfig
+
+    if config.tracker == "fused":
+        fused: dict[str, object] = {"cmc": config.cmc, "class_aware": config.class_aware}
+        for name, field_name in (
+            ("match_thresh", "match_thresh"),
+            ("init_thresh", "new_track_thresh"),
+            ("reid_seconds", "reid_seconds"),
+            ("lost_seconds", "lost_seconds"),
+        ):
+            if getattr(config, name) is not None:
+                fused[field_name] = getattr(config, name)
+        rate = config.fps if config.fps is not None else fps if fps else ASSUMED_FPS
+        return FusedTracker(replace(FusedTrackerConfig(), **fused), fps=rate)
     overrides: dict[str, float | int] = {}
     if config.memory_frames is not None:
         overrides["memory_frames"] = config.memory_frames
@@ -289,6 +349,8 @@ class TrackingPipeline:
         t0 = time.perf_counter()
         dets = self.predictor.predict(frame.image, dets)
         t1 = time.perf_counter()
+        if getattr(self.tracker, "needs_frames", False):
+            self.tracker.observe_frame(frame.image, dets.boxes)  # camera motion: the tracker's only view of pixels
         tracks = self.tracker.update(dets, frame.index)
         t2 = time.perf_counter()
         stats = self.stats
@@ -366,8 +428,13 @@ def build_pipeline(
     detections: Mapping[int, Detections] | None = None,
     predictor: MasaPredictor | None = None,
     sinks: Iterable[Sink] = (),
+    fps: float | None = None,
 ) -> TrackingPipeline:
     """The pipeline ``config`` describes.
+
+    ``fps``: the source's frame rate (``None`` when it has none): the fused tracker counts its
+    times with it (``config.fps`` overrides it); without either it assumes :data:`ASSUMED_FPS`
+    and says so in ``notes``.
 
     ``detections``: pre-loaded ``{0-based frame: Detections}`` instead of ``config.detections``
     (scores are normalised the same way). ``predictor``: reuse an already built predictor (e.g.
@@ -384,7 +451,10 @@ def build_pipeline(
         source = given_detections(detections)
     if predictor is None:
         predictor = build_predictor(config.model, device=config.device, fp16=config.fp16, sam_checkpoint=config.sam_checkpoint)
-    pipeline = TrackingPipeline(predictor, build_tracker(config), source, min_score=config.min_score, sinks=sinks)
+    if config.tracker == "fused" and config.fps is None and not fps:
+        notes.append(f"the source has no frame rate: the fused tracker assumes {ASSUMED_FPS:g} fps (set it with --fps)")
+    tracker = build_tracker(config, fps=fps)
+    pipeline = TrackingPipeline(predictor, tracker, source, min_score=config.min_score, sinks=sinks)
     pipeline.notes.extend(notes)
     return pipeline
 

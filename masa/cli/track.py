@@ -58,13 +58,24 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fp16", action="store_true", help="mixed precision on CUDA")
     parser.add_argument(
         "--tracker",
-        choices=("plug-and-play", "tao", "bdd"),
-        default="plug-and-play",
-        help="tracker preset: plug-and-play (the authors' demo config, default), tao (TAO benchmark "
-        "config) or bdd (the BDD/QDTrack-style tracker with backdrops)",
+        choices=("fused", "plug-and-play", "tao", "bdd"),
+        default="fused",
+        help="fused (default: appearance + Kalman motion, two-stage matching, long-term re-identification; "
+        "docs/tracker.md), or the authors' appearance-only trackers: plug-and-play (their demo config), "
+        "tao (their TAO benchmark config), bdd (their BDD/QDTrack-style tracker with backdrops)",
     )
-    parser.add_argument("--memory-frames", type=int, help="frames a lost track is kept (authors: 10)")
-    parser.add_argument("--match-thresh", type=float, help="match score threshold (authors: 0.5)")
+    parser.add_argument("--fps", type=float, help="frame rate of the source for the fused tracker's times (default: the source's, else 30)")
+    parser.add_argument("--reid-seconds", type=float, help="fused: seconds a lost track is kept for re-identification (default 30)")
+    parser.add_argument("--lost-seconds", type=float, help="fused: seconds a lost track is still matched by motion (default 1)")
+    parser.add_argument(
+        "--cmc",
+        choices=("off", "sparse-flow", "ecc"),
+        default="off",
+        help="fused: camera-motion compensation for moving cameras (default off)",
+    )
+    parser.add_argument("--class-aware", action="store_true", help="fused: match only detections of the track's label")
+    parser.add_argument("--memory-frames", type=int, help="authors' trackers: frames a lost track is kept (authors: 10)")
+    parser.add_argument("--match-thresh", type=float, help="match threshold (fused: 0.3; authors' trackers: 0.5)")
     parser.add_argument("--init-thresh", type=float, help="score a detection needs to start a track")
     parser.add_argument("--min-score", type=float, help="drop detections scoring below this (after normalisation)")
     parser.add_argument(
@@ -96,13 +107,18 @@ def _pipeline_config(args: argparse.Namespace, source) -> PipelineConfig:
         memory_frames=args.memory_frames,
         match_thresh=args.match_thresh,
         init_thresh=args.init_thresh,
+        reid_seconds=args.reid_seconds,
+        lost_seconds=args.lost_seconds,
+        fps=args.fps,
+        cmc=args.cmc,
+        class_aware=args.class_aware,
     )
 
 
 def run_track(args: argparse.Namespace) -> int:
     from masa.io import open_source
     from masa.modeling.config import config_names
-    from masa.pipeline import build_pipeline, output_sinks
+    from masa.pipeline import build_pipeline, describe_tracker, output_sinks
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected a positive number, got {args.max_frames}")
@@ -117,7 +133,8 @@ def run_track(args: argparse.Namespace) -> int:
                 f"no detections for {args.source}: pass --detections FILE (MOTChallenge det.txt or JSON); "
                 "a MOTChallenge sequence folder uses its det/det.txt"
             )
-        pipeline = build_pipeline(config)
+        pipeline = build_pipeline(config, fps=source.fps)
+        print(f"masa track: tracker: {describe_tracker(pipeline.tracker)}", file=sys.stderr)
         for note in pipeline.notes:
             print(f"masa track: {note}", file=sys.stderr)
         for sink in output_sinks(args.out, video_name=source.name, fps=source.fps, video=not args.no_video):

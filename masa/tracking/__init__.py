@@ -8,7 +8,13 @@ Two trackers reproduce the authors' code (github.com/siyuanliii/masa, ``masa/mod
   configs; bi-softmax (or softmax / cosine) scores, duplicate removal, backdrops, ``-2``
   suppression, optional class-aware matching.
 
-Both expose ``update(detections, frame_index) -> Tracks`` and ``reset()``. ``detections`` holds
+Beyond the paper, :class:`FusedTracker` / :class:`FusedTrackerConfig` (``fused.py``, the default
+of ``masa track``) fuses the appearance with a vectorised Kalman filter (``kalman.py``), matches
+confident then weak detections, keeps lost tracks' embedding galleries for long-term
+re-identification (``fused_bank.py``) and optionally compensates camera motion
+(``camera_motion.py``, the only module that sees pixels, through ``observe_frame``).
+
+All expose ``update(detections, frame_index) -> Tracks`` and ``reset()``. ``detections`` holds
 boxes ``float32[N, 4]`` xyxy in original-image pixels, scores, labels and ``embeddings
 float32[N, D]``; ``frame_index`` is 0-based and non-decreasing. The result keeps the input rows
 that got an id, with ``det_index`` pointing back at them. This package imports only torch,
@@ -23,11 +29,16 @@ differs from the paper (we follow the code), see ``docs/tracker.md``.
 
 from masa.tracking.backdrops import BackdropFrame
 from masa.tracking.bdd import BddTrackerConfig, MasaBDDTracker
+from masa.tracking.camera_motion import CameraMotionEstimator
+from masa.tracking.fused import FusedTracker, FusedTrackerConfig
 from masa.tracking.similarity import bisoftmax_cosine_scores, bisoftmax_scores, cosine_scores, softmax_scores
 from masa.tracking.tao import MasaTaoTracker, TaoTrackerConfig
 from masa.tracking.track_bank import TrackMemory
 
 __all__ = [
+    "FusedTrackerConfig",
+    "FusedTracker",
+    "CameraMotionEstimator",
     "TaoTrackerConfig",
     "MasaTaoTracker",
     "BddTrackerConfig",

@@ -31,7 +31,7 @@ from masa.structures import Detections, Tracks
 from masa.tracking.track_bank import TrackBank, TrackMemory
 from masa.tracking.validation import check_frame_input
 
-__all__ = ["OnlineTracker", "FrameRows", "SharedConfig"]
+__all__ = ["OnlineTracker", "FrameRows", "SharedConfig", "gather_tracks"]
 
 
 class SharedConfig(Protocol):
@@ -165,7 +165,7 @@ class OnlineTracker(Generic[ConfigT]):
         self._last_frame_index = frame
         if len(detections) == 0:
             empty = torch.zeros(0, dtype=torch.int64)
-            return _gather(detections, empty, empty)  # memory (and any hook state) untouched
+            return gather_tracks(detections, empty, empty)  # memory (and any hook state) untouched
         assert embeds is not None
         self._embedding_dim = int(embeds.shape[1])
         self._bank.to(detections.boxes.device)
@@ -173,7 +173,7 @@ class OnlineTracker(Generic[ConfigT]):
         rows, ids = self._associate(FrameRows.sorted_by_score(detections, embeds), frame)
         tracked = self._start_and_remember(rows, ids, frame)
         self._finish_frame(rows, ids, frame)
-        return _gather(detections, rows.det_index[tracked], ids[tracked])
+        return gather_tracks(detections, rows.det_index[tracked], ids[tracked])
 
     # -- hooks ------------------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ class OnlineTracker(Generic[ConfigT]):
         return tracked
 
 
-def _gather(detections: Detections, det_index: Tensor, ids: Tensor) -> Tracks:
+def gather_tracks(detections: Detections, det_index: Tensor, ids: Tensor) -> Tracks:
     """``Tracks`` of the input rows ``det_index`` (``int64[K]``) with ``ids``, sorted by input row.
 
     Every field of those rows (masks, embeddings, ``data`` columns) is carried over.

@@ -1,7 +1,7 @@
 """Camera-motion compensation: the global motion between consecutive frames, as a 2x3 affine.
 
 :class:`CameraMotionEstimator` is the only part of ``masa.tracking`` that sees pixels. It keeps
-the previous frame (grey, downscaled) and returns the affine ``A float32[2, 3]`` that maps a point
+the previous frame (grey, downscaled) and returns the affine ``A`` (numpy ``float32[2, 3]``) that maps a point
 of the previous frame to the current one, in original-image pixels: ``p' = A[:, :2] @ p + A[:, 2]``.
 The tracker applies it to its Kalman predictions (:func:`masa.tracking.kalman.warp`).
 
@@ -20,7 +20,6 @@ frame size) the identity is returned: the tracker then predicts without compensa
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 __all__ = ["CMC_METHODS", "CameraMotionEstimator"]
@@ -28,8 +27,8 @@ __all__ = ["CMC_METHODS", "CameraMotionEstimator"]
 CMC_METHODS = ("off", "sparse-flow", "ecc")
 
 
-def _identity() -> Tensor:
-    return torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+def _identity() -> np.ndarray:
+    return np.eye(2, 3, dtype=np.float32)
 
 
 class CameraMotionEstimator:
@@ -52,8 +51,8 @@ class CameraMotionEstimator:
         """Forget the previous frame (the next estimate is the identity)."""
         self._previous: np.ndarray | None = None
 
-    def estimate(self, image: np.ndarray, boxes: Tensor | None = None) -> Tensor:
-        """The affine ``float32[2, 3]`` from the previous frame to ``image`` (identity on failure).
+    def estimate(self, image: np.ndarray, boxes: Tensor | None = None) -> np.ndarray:
+        """The affine (numpy ``float32[2, 3]``) from the previous frame to ``image`` (identity on failure).
 
         Args:
             image: ``uint8[H, W, 3]`` RGB (or ``[H, W]`` grey) frame.
@@ -81,7 +80,7 @@ class CameraMotionEstimator:
             return _identity()
         affine = affine.astype(np.float32)
         affine[:, 2] *= self.downscale  # shift back to original pixels (the linear part is scale-free)
-        return torch.from_numpy(affine)
+        return affine
 
     def _mask(self, shape: tuple[int, int], boxes: Tensor | None) -> np.ndarray:
         """``uint8[h, w]``: 255 where corners may be taken (border and object boxes excluded)."""

@@ -42,19 +42,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from masa.ops.boxes import box_iou
+from masa.ops.boxes import box_iou_xywh_np
 from masa.structures import Detections, Tracks
 from masa.tracking import kalman
 from masa.tracking.base import gather_tracks
 from masa.tracking.camera_motion import CMC_METHODS, CameraMotionEstimator
-from masa.tracking.fused_bank import CONFIRMED, LOST, TENTATIVE, FusedBank, l2_normalize
+from masa.tracking.fused_bank import CONFIRMED, LOST, TENTATIVE, FusedBank, unit_rows
 from masa.tracking.validation import check_finite, check_frame_input, check_int
 
 __all__ = ["FusedTrackerConfig", "FusedTracker"]
 
-_NO_MATCH = -1.0  # similarity of pairs that may not match (gated, other class, taken)
+_NO_MATCH = -1.0  # similarity of pairs that may not match (gated, other class)
+_FORBIDDEN = 1e6  # assignment cost of such pairs
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,7 @@ class FusedTrackerConfig:
         for name in ("high_score_thresh", "low_score_thresh", "new_track_thresh", "match_thresh", "low_match_iou"):
             check_finite(name, getattr(self, name))
         if not self.low_score_thresh <= self.high_score_thresh:
-            raise ValueError(
-                f"low_score_thresh ({self.low_score_thresh}) must be <= high_score_thresh ({self.high_score_thresh})"
-            )
+            raise ValueError(f"low_score_thresh ({self.low_score_thresh}) must be <= high_score_thresh ({self.high_score_thresh})")
         for name in ("reid_thresh", "appearance_floor"):
             check_finite(name, getattr(self, name))
             if not -1 <= getattr(self, name) < 1:
@@ -187,7 +187,7 @@ class FusedTracker:
         self._next_id = 0
         self._last_frame_index: int | None = None
         self._embedding_dim: int | None = None
-        self._camera_motion: Tensor | None = None
+        self._camera_motion: np.ndarray | None = None  # affine [2, 3] for the next update
         if self._cmc is not None:
             self._cmc.reset()
 
@@ -208,8 +208,7 @@ class FusedTracker:
             f"fused tracker (appearance + motion) at {self.fps:g} fps: confident >= {c.high_score_thresh:g}, "
             f"weak >= {c.low_score_thresh:g}, match >= {c.match_thresh:g}, re-id cosine >= {c.reid_thresh:g}, "
             f"motion weight {c.motion_weight:g} (half-life {c.motion_half_life:g} s), lost {c.lost_seconds:g} s, "
-            f"re-id memory {c.reid_seconds:g} s, camera motion {c.cmc}"
-            + (", class-aware" if c.class_aware else "")
+            f"re-id memory {c.reid_seconds:g} s, camera motion {c.cmc}" + (", class-aware" if c.class_aware else "")
         )
 
     def observe_frame(self, image: np.ndarray, boxes: Tensor | None = None) -> None:
@@ -233,7 +232,6 @@ class FusedTracker:
         frame, embeds = check_frame_input(
             detections, frame_index, last_frame_index=self._last_frame_index, embedding_dim=self._embedding_dim
         )
-        device = detections.boxes.device
         if embeds is not None:
             self._embedding_dim = int(embeds.shape[1])
         steps = 0 if self._last_frame_index is None else frame - self._last_frame_index
@@ -247,69 +245,77 @@ class FusedTracker:
             if camera is not None:
                 bank.mean, bank.cov = kalman.warp(bank.mean, bank.cov, camera)
         if len(detections) == 0 or embeds is None:
-            self._age(frame, matched=torch.zeros(0 if bank is None else len(bank), dtype=torch.bool, device=device))
+            self._age(frame, matched=np.zeros(0 if bank is None else len(bank), dtype=bool))
             empty = torch.zeros(0, dtype=torch.int64)
             return gather_tracks(detections, empty, empty)
         if bank is None:
-            bank = self._bank = FusedBank.empty(int(embeds.shape[1]), self.config.gallery_size, device)
+            bank = self._bank = FusedBank.empty(int(embeds.shape[1]), self.config.gallery_size)
 
+        # The state lives in numpy on the CPU (fused_bank module docstring): one copy in.
         cfg = self.config
-        order = torch.sort(detections.scores, descending=True, stable=True).indices  # rows by score
-        boxes, scores = detections.boxes[order], detections.scores[order]
-        labels, emb = detections.labels[order], l2_normalize(embeds[order].to(torch.float32))
-        track_of = torch.full((len(order),), -1, dtype=torch.int64, device=device)  # bank row per sorted det
+        scores_in = detections.scores.detach().cpu().numpy()
+        order = np.argsort(-scores_in, kind="stable")  # rows by descending score, ties in input order
+        boxes = detections.boxes.detach().cpu().numpy().astype(np.float64)[order]
+        scores, labels = scores_in[order], detections.labels.detach().cpu().numpy()[order]
+        units = unit_rows(embeds.detach().to("cpu", torch.float32).numpy()[order])
+        track_of = np.full(len(order), -1, dtype=np.int64)  # bank row per sorted detection
         confident = scores >= cfg.high_score_thresh
         weak = ~confident & (scores >= cfg.low_score_thresh)
 
-        ages = (frame - bank.last_frames).to(torch.float64) / self.fps  # [M] seconds since last match
-        free = torch.ones(len(bank), dtype=torch.bool, device=device)
+        ages = (frame - bank.last_frames) / self.fps  # [M] seconds since last match
+        free = np.ones(len(bank), dtype=bool)
+        predicted = kalman.measurements_to_xywh(bank.mean)  # [M, 4]
+        iou = box_iou_xywh_np(_xyxy_to_xywh(boxes), predicted)  # [N, M]
         # Stage 1: confident detections vs active + recently lost tracks, fused similarity.
         active = (bank.state != LOST) | (ages <= cfg.lost_seconds + 1e-9)
-        overlap = _max_overlap(boxes)  # [N] IoU with the most overlapping other detection
-        self._match(self._fused_similarity(boxes, labels, emb, ages), confident, active, cfg.match_thresh, track_of, free)
+        if confident.any() and active.any():
+            sim = self._fused_similarity(boxes, labels, units, iou, ages)
+            self._match(sim, confident, active, cfg.match_thresh, track_of, free)
         # Stage 2: weak detections vs tracks matched on the previous frame, overlap only.
         recent = (bank.state != LOST) & free
-        if bool(weak.any()) and bool(recent.any()):
-            iou = box_iou(boxes, kalman.measurements_to_boxes(bank.mean)).to(torch.float64)
+        if weak.any() and recent.any():
             self._match(self._class_mask(iou, labels), weak, recent, cfg.low_match_iou, track_of, free)
         # Stage 3: re-identification of lost tracks by their gallery, appearance only.
         lost = (bank.state == LOST) & free
-        if bool(lost.any()) and bool((confident & (track_of < 0)).any()):
-            gallery = torch.einsum("nd,mgd->nmg", emb, bank.gallery).masked_fill(~bank.gallery_valid[None], -2.0)
-            sim = self._class_mask(gallery.amax(dim=2).to(torch.float64), labels)
-            self._match(sim, confident & (track_of < 0), lost, cfg.reid_thresh, track_of, free)
+        unmatched = confident & (track_of < 0)
+        if lost.any() and unmatched.any():
+            cand, tracks = np.flatnonzero(unmatched), np.flatnonzero(lost)
+            gallery = np.einsum("nd,mgd->nmg", units[cand], bank.gallery[tracks])
+            best = np.where(bank.gallery_valid[tracks][None], gallery, -2.0).max(axis=2)  # [n, m] best cosine
+            sim = np.full((len(order), len(bank)), _NO_MATCH)
+            sim[np.ix_(cand, tracks)] = best
+            self._match(self._class_mask(sim, labels), unmatched, lost, cfg.reid_thresh, track_of, free)
 
-        matched_det = track_of >= 0
-        rows = track_of[matched_det]
-        key_of = torch.full_like(track_of, -1)  # track key per sorted detection (-1: none)
-        key_of[matched_det] = bank.ids[rows]
+        matched = track_of >= 0
+        rows = track_of[matched]
+        key_of = np.full(len(order), -1, dtype=np.int64)  # track key per sorted detection (-1: none)
+        key_of[matched] = bank.keys[rows]
         previous = bank.state[rows]
+        overlap = _max_overlap(boxes, np.flatnonzero(matched))
         bank.update_matched(
             rows,
-            boxes[matched_det],
-            scores[matched_det],
-            emb[matched_det],
+            boxes[matched],
+            labels[matched],
+            units[matched],
+            appearance_ok=(scores[matched] >= cfg.high_score_thresh) & (overlap <= cfg.occlusion_iou),
             frame_index=frame,
             momentum=cfg.momentum,
             gallery_interval=max(1, round(cfg.gallery_interval * self.fps)),
-            appearance_ok=(scores[matched_det] >= cfg.high_score_thresh) & (overlap[matched_det] <= cfg.occlusion_iou),
             keep_labels=cfg.class_aware,
-            labels=labels[matched_det],
         )
         confirm = (previous != TENTATIVE) | (bank.hits[rows] >= cfg.confirm_hits)
-        bank.state[rows] = torch.where(confirm, CONFIRMED, TENTATIVE)
+        bank.state[rows] = np.where(confirm, CONFIRMED, TENTATIVE)
         self._age(frame, matched=~free)
 
         start = confident & (track_of < 0) & (scores >= cfg.new_track_thresh)
-        num_new = int(start.sum())
-        keys = torch.arange(self._next_key, self._next_key + num_new, dtype=torch.int64, device=device)
-        self._next_key += num_new
+        keys = np.arange(self._next_key, self._next_key + int(start.sum()), dtype=np.int64)
+        self._next_key += keys.size
         new_state = CONFIRMED if (first_frame or cfg.confirm_hits <= 1) else TENTATIVE
-        bank.append(keys, boxes[start], labels[start], scores[start], emb[start], frame_index=frame, state=new_state)
+        bank.append(keys, boxes[start], labels[start], units[start], frame_index=frame, state=new_state)
         key_of[start] = keys
         return self._output(detections, order, key_of)
 
-    def _age(self, frame: int, *, matched: Tensor) -> None:
+    def _age(self, frame: int, *, matched: np.ndarray) -> None:
         """Lifecycle of the tracks not matched this frame (``matched``: ``bool[M]``).
 
         Tentative ones are removed, confirmed ones become lost, lost ones unseen for more than
@@ -318,13 +324,13 @@ class FusedTracker:
         bank = self._bank
         if bank is None or len(bank) == 0:
             return
-        unmatched = ~matched.to(bank.state.device)
+        unmatched = ~matched
         bank.state[unmatched & (bank.state == CONFIRMED)] = LOST
-        too_old = (frame - bank.last_frames).to(torch.float64) / self.fps > self.config.reid_seconds + 1e-9
+        too_old = (frame - bank.last_frames) / self.fps > self.config.reid_seconds + 1e-9
         remove = unmatched & ((bank.state == TENTATIVE) | ((bank.state == LOST) & too_old))
         bank.keep(~remove)
 
-    def _output(self, detections: Detections, order: Tensor, key_of: Tensor) -> Tracks:
+    def _output(self, detections: Detections, order: np.ndarray, key_of: np.ndarray) -> Tracks:
         """``Tracks`` of the sorted detections with a track key whose track may be output.
 
         Tracks get their public id (next in the counter, in score order) the first time they are
@@ -332,78 +338,82 @@ class FusedTracker:
         """
         bank = self._bank
         assert bank is not None
-        has = (key_of >= 0).nonzero().flatten()
-        pos = torch.searchsorted(bank.ids, key_of[has])  # bank row of each keyed detection
+        has = np.flatnonzero(key_of >= 0)
+        pos = np.searchsorted(bank.keys, key_of[has])  # bank row of each keyed detection
         out = bank.state[pos] == CONFIRMED
         if self.config.output_tentative:
             out |= bank.state[pos] == TENTATIVE
         has, pos = has[out], pos[out]
-        fresh = bank.public_ids[pos] < 0
-        num = int(fresh.sum())
-        bank.public_ids[pos[fresh]] = torch.arange(self._next_id, self._next_id + num, device=pos.device)
-        self._next_id += num
-        return gather_tracks(detections, order[has], bank.public_ids[pos])
+        fresh = pos[bank.public_ids[pos] < 0]
+        bank.public_ids[fresh] = np.arange(self._next_id, self._next_id + fresh.size)
+        self._next_id += fresh.size
+        return gather_tracks(detections, torch.from_numpy(order[has]), torch.from_numpy(bank.public_ids[pos]))
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _fused_similarity(self, boxes: Tensor, labels: Tensor, emb: Tensor, ages: Tensor) -> Tensor:
-        """``float64[N, M]`` stage-1 similarity of every detection with every track (``-1``: impossible)."""
+    def _fused_similarity(self, boxes: np.ndarray, labels: np.ndarray, units: np.ndarray, iou: np.ndarray, ages: np.ndarray) -> np.ndarray:
+        """``float64[N, M]`` stage-1 similarity of every detection with every track (``-1``: impossible).
+
+        ``boxes [N, 4]`` xyxy, ``units [N, D]`` unit embeddings, ``iou [N, M]`` with the predicted
+        boxes, ``ages [M]`` seconds since each track's last match.
+        """
         cfg, bank = self.config, self._bank
         assert bank is not None
-        predicted = kalman.measurements_to_boxes(bank.mean)
-        iou = box_iou(boxes, predicted).to(torch.float64)  # [N, M]
-        cosine = (emb @ bank.embeddings.T).to(torch.float64)
-        appearance = ((cosine - cfg.appearance_floor) / (1 - cfg.appearance_floor)).clamp(0, 1)
-        weight = cfg.motion_weight * torch.pow(0.5, ages / cfg.motion_half_life)  # [M]
+        cosine = (units @ bank.embeddings.T).astype(np.float64)  # [N, M]
+        appearance = np.clip((cosine - cfg.appearance_floor) / (1 - cfg.appearance_floor), 0, 1)
+        weight = cfg.motion_weight * 0.5 ** (ages / cfg.motion_half_life)  # [M]
         sim = weight[None, :] * iou + (1 - weight[None, :]) * appearance
         # A lost track's prediction is uncertain: in this stage it must still overlap the box
         # (far re-appearances are left to the stricter re-identification of stage 3).
-        sim = sim.masked_fill((iou <= 0) & (bank.state == LOST)[None, :], _NO_MATCH)
+        sim[(iou <= 0) & (bank.state == LOST)[None, :]] = _NO_MATCH
         if cfg.gate_sigmas is not None:
             gate = kalman.mahalanobis(bank.mean, bank.cov, kalman.boxes_to_measurements(boxes), position_only=True)
-            sim = sim.masked_fill(gate.T > cfg.gate_sigmas**2, _NO_MATCH)
+            sim[gate.T > cfg.gate_sigmas**2] = _NO_MATCH
         return self._class_mask(sim, labels)
 
-    def _class_mask(self, sim: Tensor, labels: Tensor) -> Tensor:
+    def _class_mask(self, sim: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``sim [N, M]`` with pairs of different labels made impossible when class-aware."""
         if not self.config.class_aware:
             return sim
         assert self._bank is not None
-        return sim.masked_fill(labels[:, None] != self._bank.labels[None, :], _NO_MATCH)
+        return np.where(labels[:, None] != self._bank.labels[None, :], _NO_MATCH, sim)
 
     @staticmethod
-    def _match(sim: Tensor, det_ok: Tensor, track_ok: Tensor, thresh: float, track_of: Tensor, free: Tensor) -> None:
+    def _match(sim: np.ndarray, det_ok: np.ndarray, track_ok: np.ndarray, thresh: float, track_of: np.ndarray, free: np.ndarray) -> None:
         """Hungarian assignment on ``sim [N, M]`` restricted to ``det_ok [N]`` x ``track_ok [M]``.
 
         Pairs below ``thresh`` are rejected; ``track_of`` (bank row per detection) and ``free``
         (tracks still unmatched) are updated in place.
         """
-        from scipy.optimize import linear_sum_assignment
-
-        dets = (det_ok & (track_of < 0)).nonzero().flatten()
-        tracks = (track_ok & free).nonzero().flatten()
-        if dets.numel() == 0 or tracks.numel() == 0:
+        dets = np.flatnonzero(det_ok & (track_of < 0))
+        tracks = np.flatnonzero(track_ok & free)
+        if dets.size == 0 or tracks.size == 0:
             return
-        sub = sim[dets][:, tracks].cpu().numpy()
+        sub = sim[np.ix_(dets, tracks)]
         ok = sub >= thresh
-        if not ok.any():
+        rows_any, cols_any = ok.any(axis=1), ok.any(axis=0)
+        if not rows_any.any():
             return
-        # Only rows/columns with some admissible pair take part; inadmissible pairs cost more than
-        # leaving both unmatched, so the assignment never prefers them.
-        r_any, c_any = ok.any(axis=1), ok.any(axis=0)
-        cost = np.where(ok, 1.0 - sub, 1e6)[r_any][:, c_any]
+        # Only rows/columns with an admissible pair take part; an inadmissible pair costs more than
+        # leaving both unmatched, so the assignment never prefers it.
+        cost = np.where(ok, 1.0 - sub, _FORBIDDEN)[rows_any][:, cols_any]
         r, c = linear_sum_assignment(cost)
-        good = cost[r, c] < 1e6
-        det_rows = dets[torch.from_numpy(np.flatnonzero(r_any)[r[good]]).to(dets.device)]
-        track_rows = tracks[torch.from_numpy(np.flatnonzero(c_any)[c[good]]).to(tracks.device)]
+        good = cost[r, c] < _FORBIDDEN
+        det_rows, track_rows = dets[rows_any][r[good]], tracks[cols_any][c[good]]
         track_of[det_rows] = track_rows
         free[track_rows] = False
 
 
-def _max_overlap(boxes: Tensor) -> Tensor:
-    """``float32[N]``: each box's largest IoU with another box of the frame (0 when alone)."""
-    if boxes.shape[0] < 2:
-        return torch.zeros(boxes.shape[0], device=boxes.device)
-    iou = box_iou(boxes, boxes)
-    iou.fill_diagonal_(0)
-    return iou.amax(dim=1)
+def _xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def _max_overlap(boxes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``float64[K]``: for each of the ``rows`` of ``boxes [N, 4]`` (xyxy), its largest IoU with
+    another box of the frame (0 when alone)."""
+    if rows.size == 0 or boxes.shape[0] < 2:
+        return np.zeros(rows.size)
+    xywh = _xyxy_to_xywh(boxes)
+    iou = box_iou_xywh_np(xywh[rows], xywh)  # [K, N]
+    iou[np.arange(rows.size), rows] = 0  # not with itself
+    return iou.max(axis=1)

@@ -1,44 +1,44 @@
-"""The fused tracker's live tracks: :class:`FusedBank`, a struct of tensors (one row per track).
+"""The fused tracker's live tracks: :class:`FusedBank`, a struct of arrays (one row per track).
 
-Rows are ordered by ascending id (= creation order). Per track: lifecycle state, Kalman mean and
+Rows are ordered by ascending key (= creation order). Per track: lifecycle state, Kalman mean and
 covariance (:mod:`masa.tracking.kalman`), last matched box / label / score / frame, hit count, a
 momentum-averaged unit embedding for frame-to-frame matching and a small **gallery** of past unit
-embeddings for long-term re-identification (a ring buffer, filled at most once per
+embeddings for long-term re-identification (a ring buffer, written at most once per
 ``gallery_interval`` frames so that it spans time rather than repeating the last few frames).
+
+The arrays are numpy on the CPU (the state is small; numpy's per-call overhead is far below
+torch's at tens of tracks); embeddings are float32, boxes and Kalman state float64.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from masa.tracking import kalman
 
-__all__ = ["TENTATIVE", "CONFIRMED", "LOST", "FusedBank", "l2_normalize"]
+__all__ = ["TENTATIVE", "CONFIRMED", "LOST", "FusedBank", "unit_rows"]
 
 #: lifecycle states (``removed`` tracks leave the bank).
 TENTATIVE, CONFIRMED, LOST = 0, 1, 2
 
 
-def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
+def unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x [K, D]`` scaled to unit L2 norm (zero rows stay zero)."""
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 @dataclass(eq=False)
 class FusedBank:
-    """The live tracks of one video (``M`` rows, ascending ids).
+    """The live tracks of one video (``M`` rows, ascending keys).
 
     Attributes:
-        ids: ``int64[M]`` internal track keys, ascending.
+        keys: ``int64[M]`` internal track keys, ascending.
         public_ids: ``int64[M]`` the id the user sees, ``-1`` until the track is first output.
         state: ``int64[M]``: :data:`TENTATIVE`, :data:`CONFIRMED` or :data:`LOST`.
-        mean, cov: ``float64[M, 8]``, ``float64[M, 8, 8]`` Kalman state (centre/size and velocities, px/frame).
-        boxes: ``float32[M, 4]`` xyxy pixels of the last matched detection.
+        mean, cov: ``float64[M, 8]``, ``float64[M, 8, 8]`` Kalman state (centre/size, velocities per step).
         labels: ``int64[M]`` label of the last matched detection (fixed at creation when class-aware).
-        scores: ``float32[M]`` score of the last matched detection.
         last_frames: ``int64[M]`` 0-based frame of the last match.
         hits: ``int64[M]`` number of frames matched.
         embeddings: ``float32[M, D]`` momentum-averaged unit embedding.
@@ -47,133 +47,117 @@ class FusedBank:
         gallery_frames: ``int64[M]`` frame of the last gallery write.
     """
 
-    ids: Tensor
-    public_ids: Tensor
-    state: Tensor
-    mean: Tensor
-    cov: Tensor
-    boxes: Tensor
-    labels: Tensor
-    scores: Tensor
-    last_frames: Tensor
-    hits: Tensor
-    embeddings: Tensor
-    gallery: Tensor
-    gallery_writes: Tensor
-    gallery_frames: Tensor
+    keys: np.ndarray
+    public_ids: np.ndarray
+    state: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+    labels: np.ndarray
+    last_frames: np.ndarray
+    hits: np.ndarray
+    embeddings: np.ndarray
+    gallery: np.ndarray
+    gallery_writes: np.ndarray
+    gallery_frames: np.ndarray
 
     @classmethod
-    def empty(cls, embedding_dim: int, gallery_size: int, device: torch.device | str = "cpu") -> FusedBank:
-        i64 = dict(dtype=torch.int64, device=device)
+    def empty(cls, embedding_dim: int, gallery_size: int) -> FusedBank:
+        def ints() -> np.ndarray:
+            return np.zeros(0, dtype=np.int64)
+
         return cls(
-            ids=torch.zeros(0, **i64),
-            public_ids=torch.zeros(0, **i64),
-            state=torch.zeros(0, **i64),
-            mean=torch.zeros(0, 8, dtype=torch.float64, device=device),
-            cov=torch.zeros(0, 8, 8, dtype=torch.float64, device=device),
-            boxes=torch.zeros(0, 4, device=device),
-            labels=torch.zeros(0, **i64),
-            scores=torch.zeros(0, device=device),
-            last_frames=torch.zeros(0, **i64),
-            hits=torch.zeros(0, **i64),
-            embeddings=torch.zeros(0, embedding_dim, device=device),
-            gallery=torch.zeros(0, gallery_size, embedding_dim, device=device),
-            gallery_writes=torch.zeros(0, **i64),
-            gallery_frames=torch.zeros(0, **i64),
+            keys=ints(),
+            public_ids=ints(),
+            state=ints(),
+            mean=np.zeros((0, 8)),
+            cov=np.zeros((0, 8, 8)),
+            labels=ints(),
+            last_frames=ints(),
+            hits=ints(),
+            embeddings=np.zeros((0, embedding_dim), dtype=np.float32),
+            gallery=np.zeros((0, gallery_size, embedding_dim), dtype=np.float32),
+            gallery_writes=ints(),
+            gallery_frames=ints(),
         )
 
     def __len__(self) -> int:
-        return int(self.ids.shape[0])
+        return int(self.keys.shape[0])
 
     @property
-    def embedding_dim(self) -> int:
-        return int(self.embeddings.shape[1])
-
-    @property
-    def gallery_valid(self) -> Tensor:
+    def gallery_valid(self) -> np.ndarray:
         """``bool[M, G]``: which gallery slots hold an embedding."""
-        size = self.gallery.shape[1]
-        return torch.arange(size, device=self.ids.device)[None, :] < self.gallery_writes[:, None]
+        return np.arange(self.gallery.shape[1])[None, :] < self.gallery_writes[:, None]
 
-    def keep(self, mask: Tensor) -> None:
+    def keep(self, mask: np.ndarray) -> None:
         """Keep the rows where ``mask`` (``bool[M]``) is true (in place)."""
-        if bool(mask.all()):
+        if mask.all():
             return
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name)[mask])
 
-    def append(
-        self, ids: Tensor, boxes: Tensor, labels: Tensor, scores: Tensor, embeddings: Tensor, *, frame_index: int, state: int
-    ) -> None:
-        """Start tracks for ``K`` detections (ids ascending and above every id in the bank)."""
-        k = int(ids.shape[0])
+    def append(self, keys: np.ndarray, boxes: np.ndarray, labels: np.ndarray, units: np.ndarray, *, frame_index: int, state: int) -> None:
+        """Start tracks for ``K`` detections: ``keys`` ascending and above every key in the bank,
+        ``boxes [K, 4]`` xyxy pixels, ``labels [K]``, ``units float32[K, D]`` unit embeddings."""
+        k = int(keys.shape[0])
         if k == 0:
             return
-        dev = self.ids.device
         mean, cov = kalman.initiate(kalman.boxes_to_measurements(boxes))
-        unit = l2_normalize(embeddings.to(torch.float32))
-        gallery = torch.zeros(k, self.gallery.shape[1], self.embedding_dim, device=dev)
-        gallery[:, 0] = unit
-        frames = torch.full((k,), frame_index, dtype=torch.int64, device=dev)
+        gallery = np.zeros((k,) + self.gallery.shape[1:], dtype=np.float32)
+        gallery[:, 0] = units
+        frames = np.full(k, frame_index, dtype=np.int64)
         new = FusedBank(
-            ids=ids,
-            public_ids=torch.full((k,), -1, dtype=torch.int64, device=dev),
-            state=torch.full((k,), state, dtype=torch.int64, device=dev),
+            keys=keys,
+            public_ids=np.full(k, -1, dtype=np.int64),
+            state=np.full(k, state, dtype=np.int64),
             mean=mean,
             cov=cov,
-            boxes=boxes.to(torch.float32),
-            labels=labels,
-            scores=scores.to(torch.float32),
+            labels=labels.astype(np.int64),
             last_frames=frames,
-            hits=torch.ones(k, dtype=torch.int64, device=dev),
-            embeddings=unit,
+            hits=np.ones(k, dtype=np.int64),
+            embeddings=units.astype(np.float32),
             gallery=gallery,
-            gallery_writes=torch.ones(k, dtype=torch.int64, device=dev),
-            gallery_frames=frames.clone(),
+            gallery_writes=np.ones(k, dtype=np.int64),
+            gallery_frames=frames.copy(),
         )
         for f in fields(self):
-            setattr(self, f.name, torch.cat([getattr(self, f.name), getattr(new, f.name)]))
+            setattr(self, f.name, np.concatenate([getattr(self, f.name), getattr(new, f.name)]))
 
     def update_matched(
         self,
-        rows: Tensor,
-        boxes: Tensor,
-        scores: Tensor,
-        embeddings: Tensor,
+        rows: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        units: np.ndarray,
         *,
+        appearance_ok: np.ndarray,
         frame_index: int,
         momentum: float,
         gallery_interval: int,
-        appearance_ok: Tensor,
         keep_labels: bool,
-        labels: Tensor,
     ) -> None:
-        """Write ``K`` matches: bank rows ``rows int64[K]`` take these detections' boxes etc.
+        """Write ``K`` matches: bank rows ``rows int64[K]`` (distinct) take these detections.
 
-        Kalman-corrects the state, marks the tracks confirmed-or-tentative as before (the caller
-        sets states), bumps hits, and updates appearance only from the detections where
-        ``appearance_ok`` (``bool[K]``; the caller excludes weak and occluded ones, whose crops
-        describe the occluder). The gallery takes a new entry when ``gallery_interval`` frames have passed.
+        Kalman-corrects the state with ``boxes [K, 4]`` (xyxy pixels), stores the label (unless
+        ``keep_labels``), frame and hit count, and updates appearance (average and gallery) only
+        from the rows where ``appearance_ok`` (``bool[K]``; the caller excludes weak and occluded
+        detections, whose crops describe the occluder). The gallery takes a new entry when
+        ``gallery_interval`` frames have passed since its last one. States are the caller's.
         """
-        if rows.numel() == 0:
+        if rows.size == 0:
             return
-        mean, cov = kalman.update(self.mean[rows], self.cov[rows], kalman.boxes_to_measurements(boxes))
-        self.mean[rows], self.cov[rows] = mean, cov
-        self.boxes[rows] = boxes.to(torch.float32)
-        self.scores[rows] = scores.to(torch.float32)
+        self.mean[rows], self.cov[rows] = kalman.update(self.mean[rows], self.cov[rows], kalman.boxes_to_measurements(boxes))
         if not keep_labels:
             self.labels[rows] = labels
         self.last_frames[rows] = frame_index
         self.hits[rows] += 1
-        good = appearance_ok
-        if not bool(good.any()):
+        rows, units = rows[appearance_ok], units[appearance_ok]
+        if rows.size == 0:
             return
-        rows, unit = rows[good], l2_normalize(embeddings[good].to(torch.float32))
-        self.embeddings[rows] = l2_normalize((1 - momentum) * self.embeddings[rows] + momentum * unit)
+        self.embeddings[rows] = unit_rows((1 - momentum) * self.embeddings[rows] + momentum * units)
         due = (frame_index - self.gallery_frames[rows]) >= gallery_interval
-        if bool(due.any()):
-            rows, unit = rows[due], unit[due]
+        rows, units = rows[due], units[due]
+        if rows.size:
             slot = self.gallery_writes[rows] % self.gallery.shape[1]  # the oldest slot once full
-            self.gallery[rows, slot] = unit
+            self.gallery[rows, slot] = units
             self.gallery_writes[rows] += 1
             self.gallery_frames[rows] = frame_index

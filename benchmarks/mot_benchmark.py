@@ -63,7 +63,7 @@ from masa.io import MotSequenceSource, read_image, read_mot_rows
 from masa.modeling.build import build_predictor
 from masa.modeling.predictor import MasaPredictor
 from masa.ops.boxes import box_iou, xywh_to_xyxy
-from masa.pipeline import PipelineConfig, build_pipeline, build_tracker
+from masa.pipeline import PipelineConfig, build_pipeline, build_tracker, load_detections
 from masa.structures import Detections, Tracks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +120,7 @@ class Observations:
     gt: np.ndarray  # ground truth renumbered to these frames (1-based)
     embeddings: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     folder: Path | None = None  # the sequence folder (images for the trackers that use frames)
+    raw_scores: list[torch.Tensor] | None = None  # det: each row's score as in the file (before [0, 1] mapping)
 
 
 def load_sequence(folder: Path) -> Sequence:
@@ -188,7 +189,12 @@ def make_observations(
     if "gt" in protocols:
         out["gt"] = Observations(seq.name, "gt", seq.fps, frames, gt_dets, seq.gt, embeddings["gt"], seq.folder)
     if "det" in protocols:
-        out["det"] = Observations(seq.name, "det", seq.fps, frames, det_dets, seq.gt, embeddings["det"], seq.folder)
+        # The file's own scores (MOTChallenge ACF: about -1 to 140), undoing the pipeline's min-max map.
+        file_scores = torch.cat([d.scores for d in load_detections(seq.det_path).values() if len(d)])
+        low, high = float(file_scores.min()), float(file_scores.max())
+        span = high - low if high > low else 1.0
+        raw = [d.scores * span + low if (low < 0 or high > 1) else d.scores for d in det_dets]
+        out["det"] = Observations(seq.name, "det", seq.fps, frames, det_dets, seq.gt, embeddings["det"], seq.folder, raw)
     if "lowfps" in protocols:
         k = lowfps_step(seq.fps)
         kept = list(range(0, seq.num_frames, k))  # 0-based original frames
@@ -203,6 +209,10 @@ def make_observations(
 class BenchTracker:
     name: str
     appearance: str | None = None  # embeddings it needs
+    protocols: tuple[str, ...] = ("gt", "det", "lowfps")  # the protocols it runs on
+
+    def observe(self, obs: Observations) -> None:
+        """Called with the whole observation set before a sequence is tracked (default: nothing)."""
 
     @property
     def frame_format(self) -> str | None:
@@ -313,8 +323,10 @@ class RoboflowBench(BenchTracker):
     others are never given ``frame=`` (they warn that they ignore it).
     """
 
-    def __init__(self, name: str, factory: Callable[[float], Any], uses_frames: bool = False) -> None:
-        self.name, self.factory, self.uses_frames = name, factory, uses_frames
+    def __init__(self, name: str, factory: Callable[[float], Any], uses_frames: bool = False, raw_scores: bool = False) -> None:
+        self.name, self.factory, self.uses_frames, self.raw_scores = name, factory, uses_frames, raw_scores
+        if raw_scores:
+            self.protocols = ("det",)
 
     @property
     def frame_format(self) -> str | None:
@@ -323,12 +335,16 @@ class RoboflowBench(BenchTracker):
     def reset(self, fps: float) -> None:
         self.tracker = self.factory(fps)
 
+    def observe(self, obs: Observations) -> None:
+        self.scores = obs.raw_scores if obs.raw_scores is not None else [d.scores for d in obs.detections]
+
     def step(self, frame_index, dets, embeddings, image=None):
         import supervision as sv
 
+        scores = self.scores[frame_index] if self.raw_scores else dets.scores
         sv_dets = sv.Detections(
             xyxy=dets.boxes.numpy().reshape(-1, 4),
-            confidence=dets.scores.numpy(),
+            confidence=scores.numpy(),
             class_id=np.zeros(len(dets), dtype=int),
             data={"row": np.arange(len(dets))},
         )
@@ -350,9 +366,12 @@ def build_peers() -> list[RoboflowBench]:
         print("note: the 'trackers' package is not installed; its trackers are skipped", file=sys.stderr)
         return []
     peers = []
-    for label, class_name, kwargs, uses_frames in PEERS:
-        cls = getattr(package, class_name)
-        peers.append(RoboflowBench(label, lambda fps, cls=cls, kwargs=kwargs: cls(frame_rate=fps, **kwargs), uses_frames))
+    for raw_scores in (False, True):  # det also with the file's raw scores, as a user would feed them
+        for label, class_name, kwargs, uses_frames in PEERS:
+            cls = getattr(package, class_name)
+            name = f"{label} (raw scores)" if raw_scores else label
+            factory = lambda fps, cls=cls, kwargs=kwargs: cls(frame_rate=fps, **kwargs)  # noqa: E731
+            peers.append(RoboflowBench(name, factory, uses_frames, raw_scores))
     return peers
 
 
@@ -385,6 +404,7 @@ def run_tracker(tracker: BenchTracker, obs: Observations) -> tuple[np.ndarray, l
     time (the sequence's own image files, ``masa.io.read_image``: RGB) outside the timed region.
     """
     tracker.reset(obs.fps)
+    tracker.observe(obs)
     rows, times, all_ids = [], [], []
     embeds = obs.embeddings.get(tracker.appearance) if tracker.appearance else None
     image_format = tracker.frame_format
@@ -495,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         "frames_given": [t.name for t in trackers if isinstance(t, RoboflowBench) and t.uses_frames]
         + [t.name for t in trackers if isinstance(t, FusedBench) and t.config.cmc != "off"],
     }
-    preds: dict[str, dict[str, dict[str, np.ndarray]]] = {p: {t.name: {} for t in trackers} for p in args.protocols}
+    preds: dict[str, dict[str, dict[str, np.ndarray]]] = {
+        p: {t.name: {} for t in trackers if p in t.protocols} for p in args.protocols
+    }
     gts: dict[str, dict[str, np.ndarray]] = {p: {} for p in args.protocols}
     lengths: dict[str, dict[str, int]] = {p: {} for p in args.protocols}  # frames per (protocol, sequence)
     for seq in sequences:
@@ -509,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
             gts[protocol][seq.name] = obs.gt
             lengths[protocol][seq.name] = len(obs.frames)
             for tracker in trackers:
+                if protocol not in tracker.protocols:
+                    continue
                 rows, times, ids = run_tracker(tracker, obs)
                 if protocol == "det" and isinstance(tracker, MasaBench) and tracker.rescale == 1.0:
                     check_replay(f"{seq.name} {tracker.name}", ids, pipeline_tracks[tracker.appearance])
@@ -519,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in args.protocols:
         table = {}
         for tracker in trackers:
+            if protocol not in tracker.protocols:
+                continue
             res = evaluate_mot(
                 gts[protocol],
                 preds[protocol][tracker.name],
@@ -610,6 +636,10 @@ def render(results: dict, sequences: list[Sequence], args: argparse.Namespace, e
         "camera-motion compensation on (sparse optical flow, downscale 2); `BoT-SORT (no CMC)` the same with "
         "`enable_cmc=False`; C-BIoU (BoT-SORT association with buffered IoU 0.3 / 0.5, no CMC). "
         "Only confirmed ids (`tracker_id >= 0`) are scored. McByte is not run: it needs segmentation masks. "
+        "On `det` every peer also runs as `<peer> (raw scores)` with the file's own detection scores (MOTChallenge ACF, "
+        "about -1 to 140, so that nearly every box passes their thresholds, as when a user feeds them det.txt); the "
+        "Targets table takes the best peer over both score scales. The fused and MASA rows get the [0, 1] scores of "
+        "`masa track`. "
         + (
             f"Trackers given each observed frame's image ({', '.join(frames_given)}): BoT-SORT in BGR through "
             "`update(detections, frame=...)`, the fused tracker in RGB through `observe_frame(image, boxes)` (the frame's "

@@ -5,7 +5,7 @@
 
 Each case runs in its own Python process: build the default appearance model (EfficientNet-Lite0
 raw RoI features), then two 768x576 frames with the same N random boxes, embedded and (stage
-``track``) passed to the default tracker (plug-and-play preset), so the second frame matches N
+``track``) passed to the authors' tracker (plug-and-play preset), so the second frame matches N
 detections against N tracks. Reported: the process's peak resident memory (``ru_maxrss``) and the
 increase over the peak right after building the model. Prints a Markdown table.
 """

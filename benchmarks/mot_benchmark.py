@@ -375,7 +375,35 @@ def build_peers() -> list[RoboflowBench]:
     return peers
 
 
-def build_trackers(predictors: dict[str, MasaPredictor]) -> list[BenchTracker]:
+def fused_variant(text: str, config_class: type) -> tuple[str, Any]:
+    """``NAME:field=value,field=value`` -> ``(NAME, config)``: the default config with those fields."""
+    import dataclasses
+
+    name, sep, assignments = text.partition(":")
+    if not sep or not name:
+        raise SystemExit(f"--fused-variant {text!r}: expected NAME:field=value[,field=value...]")
+    base = config_class()
+    fields = {f.name for f in dataclasses.fields(base)}
+    changes: dict[str, Any] = {}
+    for item in filter(None, assignments.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--fused-variant {text!r}: {key!r} is not a FusedTrackerConfig field ({', '.join(sorted(fields))})")
+        current = getattr(base, key)
+        if value == "None":
+            changes[key] = None
+        elif isinstance(current, bool):
+            changes[key] = value.lower() in ("1", "true", "yes")
+        elif isinstance(current, str):
+            changes[key] = value
+        else:
+            changes[key] = int(value) if isinstance(current, int) else float(value)
+    return name, replace(base, **changes)
+
+
+def build_trackers(
+    predictors: dict[str, MasaPredictor], *, variants: list[str] = (), peers: bool = True
+) -> list[BenchTracker]:
     trackers: list[BenchTracker] = [MasaBench(f"MASA ({a})", a) for a in predictors]
     raw = [(a, p.config.raw_features.scale) for a, p in predictors.items() if p.config.raw_features is not None]
     if raw:  # the baseline's embedding scale was tuned on these sequences: show it untuned too
@@ -387,8 +415,12 @@ def build_trackers(predictors: dict[str, MasaPredictor]) -> list[BenchTracker]:
         trackers += [FusedBench(f"Fused ({a})", a, tracker_class, config_class()) for a in predictors]
         last = list(predictors)[-1]
         trackers.append(FusedBench(f"Fused + CMC ({last})", last, tracker_class, replace(config_class(), cmc=FUSED_CMC)))
+        for text in variants:  # ablations: the default config with some fields changed, on the last model
+            name, config = fused_variant(text, config_class)
+            trackers.append(FusedBench(f"Fused ({last}, {name})", last, tracker_class, config))
     trackers.append(IoUGreedyBench())
-    trackers += build_peers()
+    if peers:
+        trackers += build_peers()
     return trackers
 
 
@@ -485,6 +517,15 @@ def main(argv: list[str] | None = None) -> int:
         "tiny, and a second thread on a core shared with another job makes each update many times slower)",
     )
     parser.add_argument("--no-docs", action="store_true", help="print only; do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--fused-variant",
+        action="append",
+        default=[],
+        metavar="NAME:FIELD=VALUE,...",
+        help="an extra fused row on the last appearance model with these FusedTrackerConfig fields changed "
+        "(ablations; repeatable), e.g. motion-only:motion_weight=1.0",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip the trackers-package peers (ablation runs)")
     parser.add_argument("--json", type=Path, help="also write raw results here")
     parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     args = parser.parse_args(argv)
@@ -499,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = {label: build_predictor(spec, device="cpu") for label, spec in specs.items() if "{seq}" not in spec}
     per_sequence = {label: spec for label, spec in specs.items() if "{seq}" in spec}
     first = {label: build_predictor(spec.format(seq=_first_sequence(args)), device="cpu") for label, spec in per_sequence.items()}
-    trackers = build_trackers({label: (shared | first)[label] for label in specs})
+    trackers = build_trackers({label: (shared | first)[label] for label in specs}, variants=args.fused_variant, peers=not args.no_peers)
     sequences = list(iterate(args))
     if not sequences:
         print(f"no MOTChallenge sequences found under {args.seq_root}", file=sys.stderr)

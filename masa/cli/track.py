@@ -66,7 +66,7 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--fps", type=float, help="frame rate of the source for the fused tracker's times (default: the source's, else 30)")
     parser.add_argument("--reid-seconds", type=float, help="fused: seconds a lost track is kept for re-identification (default 30)")
-    parser.add_argument("--lost-seconds", type=float, help="fused: seconds a lost track is still matched by motion (default 1)")
+    parser.add_argument("--lost-seconds", type=float, help="fused: seconds a lost track is still matched by motion (default 1.5)")
     parser.add_argument(
         "--cmc",
         choices=("off", "sparse-flow", "ecc"),

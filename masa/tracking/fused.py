@@ -84,6 +84,8 @@ class FusedTrackerConfig:
         gate_sigmas: Kalman gate: a pair is impossible when the detection's centre is more than
             this many standard deviations (Mahalanobis distance) from the track's predicted
             centre; ``None`` turns the gate off.
+        kalman_step: seconds per Kalman step: the motion noise (:mod:`masa.tracking.kalman`) is
+            set per step, so the filter's uncertainty grows with time, not with frames.
         lost_seconds: how long a lost track still takes part in stage 1 (motion + appearance).
         reid_seconds: how long a lost track is kept for re-identification, then removed.
         confirm_hits: matched frames (including the first) after which a track is confirmed.
@@ -107,6 +109,7 @@ class FusedTrackerConfig:
     motion_half_life: float = 1.0
     appearance_floor: float = 0.5
     gate_sigmas: float | None = 6.0
+    kalman_step: float = 0.1
     lost_seconds: float = 1.5
     reid_seconds: float = 30.0
     confirm_hits: int = 2
@@ -134,7 +137,7 @@ class FusedTrackerConfig:
             raise ValueError(f"motion_weight must be in [0, 1], got {self.motion_weight}")
         if not 0 < self.momentum <= 1:
             raise ValueError(f"momentum (weight of the new embedding) must be in (0, 1], got {self.momentum}")
-        for name in ("motion_half_life", "gallery_interval"):
+        for name in ("motion_half_life", "gallery_interval", "kalman_step"):
             check_finite(name, getattr(self, name))
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
@@ -240,10 +243,12 @@ class FusedTracker:
         camera, self._camera_motion = self._camera_motion, None
         bank = self._bank
         if bank is not None:
-            # Kalman steps are 1/10 s whatever the frame rate (module docstring of kalman).
-            bank.mean, bank.cov = kalman.predict(bank.mean, bank.cov, steps * kalman.STEP_RATE / self.fps)
+            # Kalman steps are kalman_step seconds whatever the frame rate (module docstring of kalman).
+            bank.mean, bank.cov = kalman.predict(bank.mean, bank.cov, steps / (self.fps * self.config.kalman_step))
             if camera is not None:
                 bank.mean, bank.cov = kalman.warp(bank.mean, bank.cov, camera)
+            if steps > 1 and len(bank):
+                self._age_over_gap(frame)
         if len(detections) == 0 or embeds is None:
             self._age(frame, matched=np.zeros(0 if bank is None else len(bank), dtype=bool))
             empty = torch.zeros(0, dtype=torch.int64)
@@ -329,6 +334,16 @@ class FusedTracker:
         too_old = (frame - bank.last_frames) / self.fps > self.config.reid_seconds + 1e-9
         remove = unmatched & ((bank.state == TENTATIVE) | ((bank.state == LOST) & too_old))
         bank.keep(~remove)
+
+    def _age_over_gap(self, frame: int) -> None:
+        """A jump in ``frame_index`` is frames in which nothing was seen, as if they had been given
+        empty: every track missed them (confirmed ones are lost, tentative ones removed), and tracks
+        unseen for longer than ``reid_seconds`` are removed."""
+        bank = self._bank
+        assert bank is not None
+        bank.state[bank.state == CONFIRMED] = LOST
+        too_old = (frame - bank.last_frames) / self.fps > self.config.reid_seconds + 1e-9
+        bank.keep(~((bank.state == TENTATIVE) | too_old))
 
     def _output(self, detections: Detections, order: np.ndarray, key_of: np.ndarray) -> Tracks:
         """``Tracks`` of the sorted detections with a track key whose track may be output.

@@ -1,10 +1,10 @@
 """A constant-velocity Kalman filter over boxes, vectorised over all tracks (no per-track objects).
 
 State of one track (8 values): ``[cx, cy, w, h, vx, vy, vw, vh]``: box centre, width and height in
-original-image pixels, and their velocities in pixels per *step*. A step is ``1 / STEP_RATE``
-seconds (1/10 s) whatever the video's frame rate: the caller predicts ``frame_gap * STEP_RATE /
-fps`` steps, so that the motion noise is a property of time, not of frames (at 2 frames/s one
-frame is 5 steps, and the prediction is that much less certain). Measurements are boxes as
+original-image pixels, and their velocities in pixels per *step*. The caller chooses the step
+as a duration (the fused tracker: ``kalman_step`` = 0.1 s) and predicts ``frame_gap / (fps *
+step)`` steps, so that the motion noise is a property of time, not of frames (at 2 frames/s one
+frame is 5 steps of 0.1 s, and the prediction is that much less certain). Measurements are boxes as
 ``[cx, cy, w, h]``. Noise is proportional to the box size (the SORT / ByteTrack / BoT-SORT
 convention): a position std of ``1/20`` and a velocity std of ``1/160`` of the width (for ``x``,
 ``w``) or height (for ``y``, ``h``) per step. Arrays are numpy float64 on the CPU: the state is
@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "STEP_RATE",
     "POSITION_STD",
     "VELOCITY_STD",
     "boxes_to_measurements",
@@ -34,8 +33,6 @@ __all__ = [
     "warp",
 ]
 
-#: steps per second: the time unit of the velocities and of the process noise.
-STEP_RATE = 10.0
 #: std of the measured position / size, as a fraction of the box size (per step).
 POSITION_STD = 1.0 / 20
 #: std of the velocity, as a fraction of the box size (per step).

@@ -328,3 +328,28 @@ class Tracks(_Instances):
         values = {name: getattr(detections, name) for name in detections._row_fields()}
         return cls(**values, data=dict(detections.data), ids=ids, det_index=det_index)
 
+    @classmethod
+    def from_detection_rows(cls, detections: Detections, det_index: Tensor, ids: Tensor) -> Tracks:
+        """The rows ``det_index`` (``int64[K]``) of ``detections`` with track ``ids`` (``int64[K]``).
+
+        The trackers' output path: the rows come from an already validated ``Detections``, so
+        only ``ids`` is checked (one row each, ``>= 0``) and the rows are not validated again
+        (``from_detections(detections[det_index], ...)`` would validate them twice, which is most
+        of a tracker's update time at ten boxes).
+        """
+        det_index = detections._normalise_index(det_index)
+        device = detections.boxes.device
+        ids = _as_tensor(ids, torch.int64, "Tracks.ids").to(device)
+        if tuple(ids.shape) != tuple(det_index.shape):
+            raise ValueError(f"Tracks.ids: expected shape {list(det_index.shape)}, got {list(ids.shape)}")
+        if (ids < 0).any():
+            raise ValueError(f"Tracks.ids: expected ids >= 0, got {ids[ids < 0][:5].tolist()}")
+        out = object.__new__(cls)
+        for name in detections._row_fields():
+            value = getattr(detections, name)
+            object.__setattr__(out, name, None if value is None else value[det_index.to(value.device)])
+        object.__setattr__(out, "data", {k: _index_column(v, det_index) for k, v in detections.data.items()})
+        object.__setattr__(out, "ids", ids)
+        object.__setattr__(out, "det_index", det_index.to(device))
+        return out
+

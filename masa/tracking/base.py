@@ -233,4 +233,4 @@ def gather_tracks(detections: Detections, det_index: Tensor, ids: Tensor) -> Tra
     """
     order = det_index.argsort()
     det_index, ids = det_index[order].cpu(), ids[order]
-    return Tracks.from_detections(detections[det_index], ids=ids, det_index=det_index)
+    return Tracks.from_detection_rows(detections, det_index, ids)

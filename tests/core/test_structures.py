@@ -111,3 +111,25 @@ def test_supervision_round_trip():
     back = from_supervision(sv_dets)
     assert torch.allclose(back.boxes, dets.boxes) and back.embeddings.shape == (3, 8)
     assert back.masks.shape == (3, 40, 30)
+
+
+def test_tracks_from_detection_rows_equals_indexing_then_wrapping():
+    """The trackers' one-step output path gives what ``from_detections(dets[rows])`` gives."""
+    dets = Detections(
+        boxes=torch.tensor([[0.0, 0, 10, 10], [5, 5, 20, 30], [1, 2, 3, 4]]),
+        scores=torch.tensor([0.9, 0.5, 0.1]),
+        labels=torch.tensor([3, 1, 2]),
+        masks=torch.zeros(3, 4, 5, dtype=torch.bool),
+        embeddings=torch.randn(3, 8),
+        data={"line": np.array([7, 8, 9]), "name": ["a", "b", "c"]},
+    )
+    rows, ids = torch.tensor([2, 0]), torch.tensor([5, 1])
+    fast = Tracks.from_detection_rows(dets, rows, ids)
+    slow = Tracks.from_detections(dets[rows], ids=ids, det_index=rows)
+    for name in ("boxes", "scores", "labels", "masks", "embeddings", "ids", "det_index"):
+        assert torch.equal(getattr(fast, name), getattr(slow, name)), name
+    assert fast.data["line"].tolist() == [9, 7] and fast.data["name"] == ["c", "a"]
+    with pytest.raises(ValueError, match="ids >= 0"):
+        Tracks.from_detection_rows(dets, rows, torch.tensor([1, -1]))
+    with pytest.raises(ValueError, match="Tracks.ids"):
+        Tracks.from_detection_rows(dets, rows, torch.tensor([1]))

@@ -195,6 +195,11 @@ def build_tracker(config: PipelineConfig, *, fps: float | None = None) -> Tracke
         ):
             if getattr(config, name) is not None:
                 fused[field_name] = getattr(config, name)
+        if config.init_thresh is not None:
+            # A box must be confident to start a track: a lower --init-thresh lowers that bar too.
+            base = FusedTrackerConfig()
+            fused["high_score_thresh"] = min(base.high_score_thresh, config.init_thresh)
+            fused["low_score_thresh"] = min(base.low_score_thresh, config.init_thresh)
         rate = config.fps if config.fps is not None else fps if fps else ASSUMED_FPS
         return FusedTracker(replace(FusedTrackerConfig(), **fused), fps=rate)
     overrides: dict[str, float | int] = {}

@@ -76,7 +76,9 @@ def add_track_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--class-aware", action="store_true", help="fused: match only detections of the track's label")
     parser.add_argument("--memory-frames", type=int, help="authors' trackers: frames a lost track is kept (authors: 10)")
     parser.add_argument("--match-thresh", type=float, help="match threshold (fused: 0.3; authors' trackers: 0.5)")
-    parser.add_argument("--init-thresh", type=float, help="score a detection needs to start a track")
+    parser.add_argument(
+        "--init-thresh", type=float, help="score a detection needs to start a track (fused: 0.4; lower values also lower its confident bar)"
+    )
     parser.add_argument("--min-score", type=float, help="drop detections scoring below this (after normalisation)")
     parser.add_argument(
         "--score-norm",

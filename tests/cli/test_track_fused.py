@@ -40,6 +40,10 @@ def test_build_tracker_applies_the_fused_overrides() -> None:
     c = tracker.config
     assert (c.reid_seconds, c.lost_seconds, c.cmc, c.class_aware) == (3, 1, "sparse-flow", True)
     assert (c.match_thresh, c.new_track_thresh) == (0.45, 0.6)
+    assert c.high_score_thresh == 0.4  # a higher --init-thresh leaves the confident bar
+    low = build_tracker(PipelineConfig(init_thresh=0.2)).config
+    assert (low.new_track_thresh, low.high_score_thresh, low.low_score_thresh) == (0.2, 0.2, 0.1)  # lowered with it
+    assert build_tracker(PipelineConfig(init_thresh=0.05)).config.low_score_thresh == 0.05
     defaults = build_tracker(PipelineConfig()).config
     assert (defaults.cmc, defaults.class_aware, defaults.reid_seconds, defaults.lost_seconds) == ("off", False, 30.0, 1.5)
 

@@ -754,10 +754,9 @@ def plot(results: dict, folder: Path) -> None:
         ax.set_xticks(np.arange(len(seqs)) + 0.4 - width / 2, seqs, rotation=20, fontsize=8)
         ax.set_title(f"HOTA, protocol {protocol}")
         ax.set_ylim(0, 100)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.legend(
-        *axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=min(6, len(results["protocols"][protocols[0]])), fontsize=7
-    )
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    widest = max(range(len(protocols)), key=lambda i: len(results["protocols"][protocols[i]]))  # det has the raw-score rows
+    fig.legend(*axes[0][widest].get_legend_handles_labels(), loc="lower center", ncol=7, fontsize=7)
     fig.savefig(folder / "mot_hota.png", dpi=90)
     plt.close(fig)
     names = list(results["update_ms"])

@@ -65,6 +65,7 @@ from masa.modeling.predictor import MasaPredictor
 from masa.ops.boxes import box_iou, xywh_to_xyxy
 from masa.pipeline import PipelineConfig, build_pipeline, build_tracker, load_detections
 from masa.structures import Detections, Tracks
+from masa.tracking import FusedTracker, FusedTrackerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "mot15"
@@ -253,28 +254,18 @@ class MasaBench(BenchTracker):
         return _ids_from_tracks(len(dets), tracks), seconds
 
 
-def fused_api() -> tuple[type, type] | None:
-    """``(FusedTracker, FusedTrackerConfig)``, or ``None`` (with a note) when ``masa.tracking`` lacks them."""
-    try:
-        from masa.tracking import FusedTracker, FusedTrackerConfig
-    except ImportError as exc:
-        print(f"note: the fused tracker is not available ({exc}); its rows are skipped", file=sys.stderr)
-        return None
-    return FusedTracker, FusedTrackerConfig
-
-
 class FusedBench(BenchTracker):
     """The fused tracker (``FusedTracker(config, fps=...)``); it gets RGB frames when its CMC is on."""
 
-    def __init__(self, name: str, appearance: str, tracker_class: type, config: Any) -> None:
-        self.name, self.appearance, self.tracker_class, self.config = name, appearance, tracker_class, config
+    def __init__(self, name: str, appearance: str, config: FusedTrackerConfig) -> None:
+        self.name, self.appearance, self.config = name, appearance, config
 
     @property
     def frame_format(self) -> str | None:
         return "rgb" if self.tracker.needs_frames else None
 
     def reset(self, fps: float) -> None:
-        self.tracker = self.tracker_class(self.config, fps=fps)
+        self.tracker = FusedTracker(self.config, fps=fps)
 
     def step(self, frame_index, dets, embeddings, image=None):
         inputs = dets.replace(embeddings=embeddings)
@@ -375,14 +366,14 @@ def build_peers() -> list[RoboflowBench]:
     return peers
 
 
-def fused_variant(text: str, config_class: type) -> tuple[str, Any]:
+def fused_variant(text: str) -> tuple[str, FusedTrackerConfig]:
     """``NAME:field=value,field=value`` -> ``(NAME, config)``: the default config with those fields."""
     import dataclasses
 
     name, sep, assignments = text.partition(":")
     if not sep or not name:
         raise SystemExit(f"--fused-variant {text!r}: expected NAME:field=value[,field=value...]")
-    base = config_class()
+    base = FusedTrackerConfig()
     fields = {f.name for f in dataclasses.fields(base)}
     changes: dict[str, Any] = {}
     for item in filter(None, assignments.split(",")):
@@ -409,15 +400,13 @@ def build_trackers(
     if raw:  # the baseline's embedding scale was tuned on these sequences: show it untuned too
         a, scale = raw[0]
         trackers.append(MasaBench(f"MASA ({a}, untuned scale 1)", a, 1.0 / scale))
-    fused = fused_api()
-    if fused is not None and predictors:
-        tracker_class, config_class = fused
-        trackers += [FusedBench(f"Fused ({a})", a, tracker_class, config_class()) for a in predictors]
+    if predictors:
+        trackers += [FusedBench(f"Fused ({a})", a, FusedTrackerConfig()) for a in predictors]
         last = list(predictors)[-1]
-        trackers.append(FusedBench(f"Fused + CMC ({last})", last, tracker_class, replace(config_class(), cmc=FUSED_CMC)))
+        trackers.append(FusedBench(f"Fused + CMC ({last})", last, replace(FusedTrackerConfig(), cmc=FUSED_CMC)))
         for text in variants:  # ablations: the default config with some fields changed, on the last model
-            name, config = fused_variant(text, config_class)
-            trackers.append(FusedBench(f"Fused ({last}, {name})", last, tracker_class, config))
+            name, config = fused_variant(text)
+            trackers.append(FusedBench(f"Fused ({last}, {name})", last, config))
     trackers.append(IoUGreedyBench())
     if peers:
         trackers += build_peers()
